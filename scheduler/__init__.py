@@ -1,0 +1,1 @@
+"""The periodic jobs, registered in one list (``scheduler.cron``) for ``rq cron``."""

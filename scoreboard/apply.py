@@ -1,0 +1,302 @@
+"""Apply a batch of accepted submissions: one PostgreSQL transaction (seed flow 7, set
+based), then, after commit only, the Redis ranking, cache, results and events.
+
+Exactly once: the action token is the primary key of ``action_tokens``, inserted in the
+same transaction as the points. A batch retried after a commit finds its own tokens and
+reports them applied, without counting them again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import orjson
+import redis
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+
+from scoreboard import anomaly, ranking
+from scoreboard.action_types import ActionType
+from scoreboard.redis_client import Keys
+from scoreboard.scripts import Scripts
+from scoreboard.submissions import Submission, load_many
+
+log = logging.getLogger(__name__)
+
+EVENTS_LOG_LENGTH = 10_000
+
+
+class BatchFailed(Exception):
+    """The transaction failed for a reason that retrying the same batch will not fix.
+
+    Attributes:
+        submission_ids: the submissions of the batch, to be retried one by one.
+    """
+
+    def __init__(self, submission_ids: list[str], cause: BaseException):
+        super().__init__(f"batch of {len(submission_ids)} failed: {cause}")
+        self.submission_ids = submission_ids
+        self.cause = cause
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures of a connection (the same work may succeed later)."""
+    if isinstance(exc, (DisconnectionError, redis.ConnectionError, redis.TimeoutError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError)
+
+
+@dataclass
+class Outcome:
+    """What happened to one submission."""
+
+    submission: Submission
+    state: str  # applied | rejected
+    score: int = 0
+    flagged: bool = False
+    error: dict | None = None
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    # user id -> (last history id, score, sorted set member or "" to remove, username)
+    users: dict[int, tuple[int, int, str, str]] = field(default_factory=dict)
+
+
+def _rejected(sub: Submission, code: str, message: str) -> Outcome:
+    return Outcome(sub, "rejected", error={"code": code, "message": message})
+
+
+def apply_in_transaction(conn: Connection, subs: list[Submission], action_types: dict[str, ActionType]) -> BatchResult:
+    """Apply ``subs`` inside the caller's transaction (which commits or rolls back)."""
+    result = BatchResult()
+    user_ids = sorted({s.user_id for s in subs})
+    locked = {
+        row.id: row
+        for row in conn.exec_driver_sql(
+            "SELECT id, username, current_score, banned, last_history_id, score_reached_at"
+            " FROM users WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            (user_ids,),
+        )
+    }
+    outcomes: dict[str, Outcome] = {}
+    candidates = []
+    for sub in subs:
+        user = locked.get(sub.user_id)
+        if user is None:
+            outcomes[sub.id] = _rejected(sub, "user_unknown", "The account no longer exists.")
+        elif user.banned:
+            outcomes[sub.id] = _rejected(sub, "user_banned", "This account is banned.")
+        else:
+            candidates.append(sub)
+
+    fresh: list[tuple[Submission, int]] = []
+    if candidates:
+        history_ids = sorted(
+            row[0]
+            for row in conn.exec_driver_sql(
+                "SELECT nextval('score_history_id_seq') FROM generate_series(1, %s)", (len(candidates),)
+            )
+        )
+        inserted = {
+            row[0]
+            for row in conn.exec_driver_sql(
+                "INSERT INTO action_tokens (token, used, user_id, action_type, submission_id, history_id, issued_at)"
+                " SELECT t, true, u, a, s, h, to_timestamp(i / 1000.0)"
+                " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])"
+                " AS v(t, u, a, s, h, i)"
+                " ON CONFLICT (token) DO NOTHING RETURNING token",
+                (
+                    [c.token for c in candidates],
+                    [c.user_id for c in candidates],
+                    [c.action_type for c in candidates],
+                    [c.id for c in candidates],
+                    history_ids,
+                    [c.issued_at for c in candidates],
+                ),
+            )
+        }
+        conflicts = []
+        for sub, history_id in zip(candidates, history_ids):
+            if sub.token in inserted:
+                inserted.discard(sub.token)  # a token twice in one batch counts once
+                fresh.append((sub, history_id))
+            else:
+                conflicts.append(sub)
+        if conflicts:
+            _resolve_conflicts(conn, conflicts, outcomes)
+
+    history, flags, finals = [], [], {}
+    for sub, history_id in fresh:
+        user = locked[sub.user_id]
+        score = finals.get(sub.user_id, (0, user.current_score))[1] + sub.score_delta
+        finals[sub.user_id] = (history_id, score)
+        history.append((history_id, sub.user_id, sub.token, sub.action_type, sub.score_delta, score, sub.id))
+        action_type = action_types.get(sub.action_type) or ActionType(sub.action_type, sub.score_delta, sub.score_delta, 0)
+        fired = anomaly.evaluate(
+            anomaly.Observation(sub.score_delta, sub.completed_at - sub.issued_at, action_type)
+        )
+        if fired:
+            flags.append((sub.user_id, history_id, sub.id, sub.token, sub.score_delta, orjson.dumps(fired).decode()))
+        outcomes[sub.id] = Outcome(sub, "applied", score=score, flagged=bool(fired))
+
+    if history:
+        conn.exec_driver_sql(
+            "INSERT INTO score_history (id, user_id, action_id, action_type, score_change, new_score, submission_id)"
+            " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],"
+            " %s::bigint[], %s::text[])",
+            tuple(map(list, zip(*history))),
+        )
+        reached = conn.exec_driver_sql(
+            "UPDATE users SET current_score = v.s, last_history_id = v.h, score_reached_at = clock_timestamp()"
+            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, s, h)"
+            " WHERE users.id = v.id RETURNING users.id, users.score_reached_at",
+            (list(finals), [f[1] for f in finals.values()], [f[0] for f in finals.values()]),
+        )
+        for uid, reached_at in reached:
+            history_id, score = finals[uid]
+            result.users[uid] = (history_id, score, ranking.member(uid, reached_at), locked[uid].username)
+    if flags:
+        conn.exec_driver_sql(
+            "INSERT INTO score_flags (user_id, history_id, submission_id, action_id, score_change, rules)"
+            " SELECT u, h, s, a, d, r::jsonb FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[],"
+            " %s::bigint[], %s::text[]) AS v(u, h, s, a, d, r)",
+            tuple(map(list, zip(*flags))),
+        )
+    for uid, user in locked.items():
+        if uid not in result.users and user.score_reached_at is not None and not user.banned:
+            result.users[uid] = (
+                user.last_history_id, user.current_score, ranking.member(uid, user.score_reached_at), user.username
+            )
+    result.outcomes = [outcomes[s.id] for s in subs]
+    return result
+
+
+def _resolve_conflicts(conn: Connection, conflicts: list[Submission], outcomes: dict[str, Outcome]) -> None:
+    """A token already in PostgreSQL: ours from an earlier attempt (applied), or another's."""
+    rows = {
+        row.token: row
+        for row in conn.exec_driver_sql(
+            "SELECT t.token, t.submission_id, h.new_score,"
+            " EXISTS (SELECT 1 FROM score_flags f WHERE f.history_id = t.history_id) AS flagged"
+            " FROM action_tokens t LEFT JOIN score_history h ON h.id = t.history_id"
+            " WHERE t.token = ANY(%s)",
+            ([c.token for c in conflicts],),
+        )
+    }
+    for sub in conflicts:
+        row = rows.get(sub.token)
+        if row is not None and row.submission_id == sub.id and row.new_score is not None:
+            outcomes[sub.id] = Outcome(sub, "applied", score=row.new_score, flagged=row.flagged)
+        else:
+            outcomes[sub.id] = _rejected(sub, "token_used", "This action token has already been used.")
+
+
+def publish(r: redis.Redis, scripts: Scripts, keys: Keys, result: BatchResult, batch_id: str, result_ttl: int,
+            board_ttl: int) -> tuple[int, bool]:
+    """Move Redis forward after commit. Returns (board version, whether the top 10 changed).
+
+    Raises:
+        RankingNotReady: Redis lost the ranking; rebuild it, then publish again.
+    """
+    args: list = [keys.events_channel, result_ttl, board_ttl, keys.submission(""), keys.done(""), batch_id,
+                  EVENTS_LOG_LENGTH, len(result.users)]
+    for uid, (seq, score, member, name) in result.users.items():
+        args += [uid, seq, score, member, name]
+    args.append(len(result.outcomes))
+    for o in result.outcomes:
+        args += [
+            o.submission.id,
+            o.submission.user_id,
+            o.state,
+            o.submission.score_delta,
+            o.score,
+            "true" if o.flagged else "false",
+            orjson.dumps(o.error).decode() if o.error else "",
+        ]
+    reply = scripts.publish(
+        keys=[
+            *ranking.ranking_keys(keys),
+            keys.ranking_ready,
+            keys.board_version,
+            keys.board_top,
+            keys.board_top10,
+            keys.board_top + ":last10",
+            keys.events_log,
+            keys.batch(batch_id),
+            keys.batches,
+            keys.pending_count,
+        ],
+        args=args,
+    )
+    if reply[0] == b"notready":
+        raise RankingNotReady()
+    return int(reply[1]), reply[2] == 1
+
+
+class RankingNotReady(Exception):
+    """The Redis ranking is missing (Redis restarted empty or was flushed)."""
+
+
+@dataclass(frozen=True)
+class Applier:
+    """Everything a worker process needs to apply batches; built once at start."""
+
+    engine: Engine
+    redis: redis.Redis
+    scripts: Scripts
+    keys: Keys
+    action_types: dict[str, ActionType]
+    result_ttl: int
+    board_ttl: int
+
+    def apply_batch(self, batch_id: str) -> dict:
+        """Seal the batch and apply it. Idempotent: safe to run again after any failure.
+
+        Raises:
+            BatchFailed: a non-transient failure with more than one submission in the batch.
+            Exception: transient failures, and any failure of a batch of one, propagate.
+        """
+        ids = [i.decode() for i in self.scripts.seal(keys=[self.keys.batch_open, self.keys.batch(batch_id)],
+                                                         args=[batch_id])]
+        subs = [s for s in load_many(self.redis, self.keys, ids) if s.state in ("queued", "failed")]
+        return self.apply_submissions(subs, batch_id)
+
+    def apply_submissions(self, subs: list[Submission], batch_id: str) -> dict:
+        if not subs:
+            self.forget_batch(batch_id)
+            return {"batch_id": batch_id, "applied": 0, "rejected": 0, "version": None, "board_changed": False}
+        try:
+            with self.engine.begin() as conn:
+                result = apply_in_transaction(conn, subs, self.action_types)
+        except Exception as exc:
+            ids = [s.id for s in subs]
+            log.warning("apply transaction rolled back",
+                        extra={"batch_id": batch_id, "submission_ids": ids, "error": repr(exc)})
+            if is_transient(exc) or len(subs) == 1:
+                raise
+            raise BatchFailed(ids, exc) from exc
+        try:
+            version, changed = self._publish(result, batch_id)
+        except RankingNotReady:
+            ranking.rebuild(self.engine, self.redis, self.scripts, self.keys)
+            version, changed = self._publish(result, batch_id)
+        applied = sum(o.state == "applied" for o in result.outcomes)
+        log.info("batch applied", extra={"batch_id": batch_id, "applied": applied,
+                                         "rejected": len(result.outcomes) - applied, "version": version})
+        return {"batch_id": batch_id, "applied": applied, "rejected": len(result.outcomes) - applied,
+                "version": version, "board_changed": changed}
+
+    def forget_batch(self, batch_id: str) -> None:
+        """Drop a batch whose submissions are all settled or moved to other batches."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.batch(batch_id))
+        pipe.zrem(self.keys.batches, batch_id)
+        pipe.execute()
+
+    def _publish(self, result: BatchResult, batch_id: str) -> tuple[int, bool]:
+        return publish(self.redis, self.scripts, self.keys, result, batch_id, self.result_ttl, self.board_ttl)

@@ -1,0 +1,109 @@
+"""Redis access: the client, and the names of every key and channel the service owns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from scoreboard.settings import Settings
+
+
+def make_redis(settings: Settings, **overrides) -> redis.Redis:
+    """Create a Redis client (a connection pool) for ``settings.redis_url``."""
+    options = dict(socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30)
+    options.update(overrides)
+    return redis.Redis.from_url(settings.redis_url, **options)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key and channel names, all under one prefix (pub/sub ignores the database index)."""
+
+    prefix: str
+
+    def action_token(self, token: str) -> str:
+        return f"{self.prefix}at:{token}"
+
+    def submission(self, submission_id: str) -> str:
+        return f"{self.prefix}sub:{submission_id}"
+
+    def done(self, submission_id: str) -> str:
+        return f"{self.prefix}done:{submission_id}"
+
+    def batch(self, batch_id: str) -> str:
+        return f"{self.prefix}batch:{batch_id}"
+
+    def revoked(self, jti: str) -> str:
+        return f"{self.prefix}revoked:{jti}"
+
+    @property
+    def batch_open(self) -> str:
+        return f"{self.prefix}batch:open"
+
+    @property
+    def batch_seq(self) -> str:
+        return f"{self.prefix}batch:seq"
+
+    @property
+    def batches(self) -> str:
+        """Sorted set of batches not yet applied, scored by creation time."""
+        return f"{self.prefix}batches"
+
+    @property
+    def pending_count(self) -> str:
+        return f"{self.prefix}pending"
+
+    @property
+    def ranking(self) -> str:
+        return f"{self.prefix}rank"
+
+    @property
+    def ranking_seq(self) -> str:
+        return f"{self.prefix}rank:seq"
+
+    @property
+    def ranking_member(self) -> str:
+        return f"{self.prefix}rank:member"
+
+    @property
+    def usernames(self) -> str:
+        return f"{self.prefix}rank:name"
+
+    @property
+    def ranking_ready(self) -> str:
+        return f"{self.prefix}rank:ready"
+
+    @property
+    def rebuild_lock(self) -> str:
+        return f"{self.prefix}rank:rebuild"
+
+    @property
+    def board_version(self) -> str:
+        return f"{self.prefix}board:version"
+
+    @property
+    def board_top(self) -> str:
+        """Cached top 100 as JSON entries."""
+        return f"{self.prefix}board:top"
+
+    @property
+    def board_top10(self) -> str:
+        """The ready-made body of ``GET /api/scoreboard`` (limit 10)."""
+        return f"{self.prefix}board:top10"
+
+    @property
+    def board_fill_lock(self) -> str:
+        return f"{self.prefix}board:fill"
+
+    @property
+    def events_channel(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def events_log(self) -> str:
+        return f"{self.prefix}events:log"
+
+    @property
+    def ratelimit_prefix(self) -> str:
+        return f"{self.prefix}rl"

@@ -1,0 +1,177 @@
+"""Settings, read once from the environment by each entry point into a frozen object.
+
+There are no default secrets: ``SECRET_KEY`` must be given. ``make run`` creates a
+development key under ``.local/`` for you; production refuses to start without one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from scoreboard.action_types import ActionType, DEFAULT_ACTION_TYPES, parse_action_types
+
+
+class SettingsError(Exception):
+    """Raised when the environment does not describe a runnable service."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"expected a boolean, got {value!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The PostgreSQL URL alone (what the migrations need), in SQLAlchemy's spelling."""
+    env = os.environ if environ is None else environ
+    url = env.get("DATABASE_URL")
+    if not url:
+        raise SettingsError("missing DATABASE_URL in the environment")
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process needs to know, fixed at start.
+
+    Attributes:
+        env: ``development``, ``test`` or ``production``.
+        database_url: SQLAlchemy URL of the PostgreSQL primary.
+        redis_url: URL of the Redis holding queues, tokens, the ranking and events.
+        secret_key: Flask secret; also signs JWTs unless ``jwt_secret_key`` is set.
+        redis_prefix: Prefix of every key and pub/sub channel the service owns.
+    """
+
+    database_url: str
+    redis_url: str
+    secret_key: str
+    jwt_secret_key: str
+    env: str = "development"
+    port: int = 8000
+    redis_prefix: str = "sb:"
+    queue_name: str = "scores"
+    maintenance_queue_name: str = "maintenance"
+    ratelimit_enabled: bool = True
+    rate_limit_submit: str = "20 per second;600 per minute"
+    rate_limit_actions: str = "20 per second;600 per minute"
+    rate_limit_login: str = "10 per minute"
+    rate_limit_register: str = "20 per hour"
+    access_token_expires: int = 3600
+    refresh_token_expires: int = 30 * 24 * 3600
+    action_token_ttl: int = 300
+    clock_skew: int = 30
+    action_types: tuple[ActionType, ...] = field(default_factory=lambda: DEFAULT_ACTION_TYPES)
+    max_content_length: int = 16 * 1024
+    prefer_wait_max: float = 10.0
+    batch_max: int = 200
+    apply_job_timeout: int = 30
+    result_ttl: int = 24 * 3600
+    board_cache_ttl: int = 5
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19 * 1024
+    argon2_parallelism: int = 1
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+
+    @property
+    def action_types_by_name(self) -> dict[str, ActionType]:
+        return {a.name: a for a in self.action_types}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read the settings from ``environ`` (default: ``os.environ``).
+
+        Raises:
+            SettingsError: a value is missing or malformed; the message says which.
+        """
+        env = os.environ if environ is None else environ
+        mode = env.get("SCOREBOARD_ENV", "production").strip().lower()
+        if mode not in {"development", "test", "production"}:
+            raise SettingsError(f"SCOREBOARD_ENV must be development, test or production, got {mode!r}")
+        missing = [name for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY") if not env.get(name)]
+        if missing:
+            raise SettingsError(
+                "missing " + ", ".join(missing) + " in the environment"
+                + (" (`make run` provides them for development)" if mode != "production" else "")
+            )
+        secret = env["SECRET_KEY"]
+        jwt_secret = env.get("JWT_SECRET_KEY") or secret
+        if mode == "production":
+            for name, value in (("SECRET_KEY", secret), ("JWT_SECRET_KEY", jwt_secret)):
+                if len(value) < 32 or value.lower() in {"dev", "secret", "changeme", "change-me"}:
+                    raise SettingsError(f"{name} is too weak for production: use at least 32 random characters")
+        types_raw = env.get("ACTION_TYPES")
+        types_file = env.get("ACTION_TYPES_FILE")
+        if types_file:
+            try:
+                with open(types_file, encoding="utf-8") as fh:
+                    types_raw = fh.read()
+            except OSError as exc:
+                raise SettingsError(f"ACTION_TYPES_FILE cannot be read: {exc}") from None
+        try:
+            action_types = parse_action_types(json.loads(types_raw)) if types_raw else DEFAULT_ACTION_TYPES
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"ACTION_TYPES is not valid: {exc}") from None
+        return cls(
+            database_url=database_url_from_env(env),
+            redis_url=env["REDIS_URL"],
+            secret_key=secret,
+            jwt_secret_key=jwt_secret,
+            env=mode,
+            port=_int(env, "PORT", 8000, 1),
+            redis_prefix=env.get("REDIS_PREFIX", "sb:"),
+            ratelimit_enabled=_bool(env.get("RATELIMIT_ENABLED"), True),
+            rate_limit_submit=env.get("RATE_LIMIT_SUBMIT", cls.rate_limit_submit),
+            rate_limit_actions=env.get("RATE_LIMIT_ACTIONS", cls.rate_limit_actions),
+            rate_limit_login=env.get("RATE_LIMIT_LOGIN", cls.rate_limit_login),
+            rate_limit_register=env.get("RATE_LIMIT_REGISTER", cls.rate_limit_register),
+            access_token_expires=_int(env, "ACCESS_TOKEN_EXPIRES", cls.access_token_expires, 1),
+            refresh_token_expires=_int(env, "REFRESH_TOKEN_EXPIRES", cls.refresh_token_expires, 1),
+            action_token_ttl=_int(env, "ACTION_TOKEN_TTL", cls.action_token_ttl, 1),
+            clock_skew=_int(env, "CLOCK_SKEW", cls.clock_skew, 0),
+            action_types=action_types,
+            max_content_length=_int(env, "MAX_CONTENT_LENGTH", cls.max_content_length, 256),
+            prefer_wait_max=min(_float(env, "PREFER_WAIT_MAX", cls.prefer_wait_max), 10.0),
+            batch_max=_int(env, "BATCH_MAX", cls.batch_max, 1),
+            apply_job_timeout=_int(env, "APPLY_JOB_TIMEOUT", cls.apply_job_timeout, 1),
+            result_ttl=_int(env, "RESULT_TTL", cls.result_ttl, 1),
+            board_cache_ttl=_int(env, "BOARD_CACHE_TTL", cls.board_cache_ttl, 1),
+            argon2_time_cost=_int(env, "ARGON2_TIME_COST", cls.argon2_time_cost, 1),
+            argon2_memory_kib=_int(env, "ARGON2_MEMORY_KIB", cls.argon2_memory_kib, 8),
+            argon2_parallelism=_int(env, "ARGON2_PARALLELISM", cls.argon2_parallelism, 1),
+            db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )

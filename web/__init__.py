@@ -1,0 +1,83 @@
+"""The Flask application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from flask import Flask, g, request
+from rq import Queue
+
+from scoreboard.accounts import make_hasher
+from scoreboard.db import make_engine
+from scoreboard.redis_client import Keys, make_redis
+from scoreboard.scripts import Scripts
+from scoreboard.settings import Settings
+from web import errors, identity
+from web.extensions import api, jwt, limiter
+from web.services import Services
+
+
+def create_app(settings: Settings) -> Flask:
+    """Build the API application from ``settings`` (no work happens at import time)."""
+    app = Flask(__name__, static_folder=None)
+    keys = Keys(settings.redis_prefix)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        JWT_SECRET_KEY=settings.jwt_secret_key,
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.access_token_expires),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=settings.refresh_token_expires),
+        JWT_TOKEN_LOCATION=["headers"],
+        RATELIMIT_ENABLED=settings.ratelimit_enabled,
+        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_KEY_PREFIX=keys.ratelimit_prefix,
+        RATELIMIT_SWALLOW_ERRORS=False,
+        API_TITLE="Live score board",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    redis = make_redis(settings)
+    app.extensions["scoreboard"] = Services(
+        settings=settings,
+        engine=make_engine(settings),
+        redis=redis,
+        scripts=Scripts(redis),
+        keys=keys,
+        queue=Queue(settings.queue_name, connection=redis),
+        hasher=make_hasher(settings),
+    )
+
+    jwt.init_app(app)
+    identity.install(jwt)
+    limiter.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    errors.install(app)
+
+    from web.actions import blp as actions_blp
+    from web.auth import blp as auth_blp
+    from web.board import blp as board_blp
+    from web.ops import blp as ops_blp
+    from web.scores import blp as scores_blp
+
+    for blueprint in (auth_blp, actions_blp, scores_blp, board_blp, ops_blp):
+        api.register_blueprint(blueprint)
+
+    @app.before_request
+    def _request_id():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else secrets.token_hex(8)
+
+    @app.after_request
+    def _headers(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app

@@ -1,0 +1,48 @@
+"""Action tokens: one action, one token, one use."""
+
+from __future__ import annotations
+
+import orjson
+from flask import Response
+from flask_jwt_extended import jwt_required
+
+from scoreboard import action_tokens
+from scoreboard.errors import Refused
+from web import schemas
+from web.extensions import Blueprint, limiter
+from web.identity import current_user_id
+from web.services import services
+
+blp = Blueprint("actions", __name__, url_prefix="/api", description="Action types and action tokens")
+
+
+@blp.route("/action-types", methods=["GET"])
+@blp.response(200, schemas.ActionTypeList)
+def list_action_types():
+    """The configured action types and their score ranges (public)."""
+    types = services().settings.action_types
+    return Response(orjson.dumps({"action_types": [t.as_dict() for t in types]}), mimetype="application/json")
+
+
+@blp.route("/actions", methods=["POST"])
+@jwt_required()
+@limiter.limit(lambda: services().settings.rate_limit_actions)
+@blp.arguments(schemas.ActionRequest)
+@blp.response(201, schemas.ActionTokenSchema)
+@blp.alt_response(401, schema=schemas.ErrorSchema)
+@blp.alt_response(422, schema=schemas.ErrorSchema, description="unknown_action_type or invalid_request")
+def start_action(body):
+    """Start an action: a one-time token and the secret to sign its result with."""
+    s = services()
+    action_type = s.settings.action_types_by_name.get(body["action_type"])
+    if action_type is None:
+        raise Refused("unknown_action_type", f"There is no action type {body['action_type']!r}.")
+    token = action_tokens.issue(s.redis, s.keys, s.settings, current_user_id(), action_type)
+    payload = {
+        "action_token": token.token,
+        "secret": token.secret,
+        "action_type": token.action_type,
+        "issued_at": token.issued_at,
+        "expires_at": token.expires_at,
+    }
+    return Response(orjson.dumps(payload), status=201, mimetype="application/json")

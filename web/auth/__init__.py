@@ -1,0 +1,106 @@
+"""Accounts and sessions: register, login, refresh, logout, and the caller's profile."""
+
+from __future__ import annotations
+
+import secrets
+
+import orjson
+from flask import Response
+from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt, jwt_required
+
+from scoreboard import accounts, ranking
+from scoreboard.errors import Refused
+from web import schemas
+from web.extensions import Blueprint, limiter
+from web.identity import current_user_id
+from web.services import services
+
+blp = Blueprint("auth", __name__, url_prefix="/api", description="Accounts and sessions")
+
+
+def _json(body: dict, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def _limit(name: str):
+    return lambda: getattr(services().settings, name)
+
+
+@blp.route("/auth/register", methods=["POST"])
+@limiter.limit(_limit("rate_limit_register"))
+@blp.arguments(schemas.Credentials)
+@blp.response(201, schemas.UserCreated)
+@blp.alt_response(409, schema=schemas.ErrorSchema, description="username_taken")
+def register(body):
+    """Create an account."""
+    s = services()
+    user = accounts.register(s.engine, s.hasher, body["username"], body["password"])
+    return _json({"id": user.id, "username": user.username}, 201)
+
+
+def _tokens(user_id: int, username: str, session_id: str, refresh: bool) -> dict:
+    settings = services().settings
+    claims = {"sid": session_id, "name": username}
+    body = {
+        "access_token": create_access_token(identity=str(user_id), additional_claims=claims),
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_expires,
+    }
+    if refresh:
+        body["refresh_token"] = create_refresh_token(identity=str(user_id), additional_claims=claims)
+    return body
+
+
+@blp.route("/auth/login", methods=["POST"])
+@limiter.limit(_limit("rate_limit_login"))
+@blp.arguments(schemas.LoginRequest)
+@blp.response(200, schemas.TokenPair)
+@blp.alt_response(401, schema=schemas.ErrorSchema, description="invalid_credentials")
+def login(body):
+    """Exchange a username and password for an access and a refresh token."""
+    s = services()
+    user = accounts.authenticate(s.engine, s.hasher, body["username"], body["password"])
+    return _json(_tokens(user.id, user.username, secrets.token_hex(16), refresh=True))
+
+
+@blp.route("/auth/refresh", methods=["POST"])
+@jwt_required(refresh=True)
+@blp.response(200, schemas.AccessToken)
+@blp.alt_response(401, schema=schemas.ErrorSchema)
+def refresh():
+    """A new access token for the refresh token sent as Bearer."""
+    claims = get_jwt()
+    return _json(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False))
+
+
+@blp.route("/auth/logout", methods=["POST"])
+@jwt_required()
+@blp.response(200, schemas.Revoked)
+@blp.alt_response(401, schema=schemas.ErrorSchema)
+def logout():
+    """Revoke the session of this access token (its refresh token too); its streams end."""
+    s = services()
+    claims = get_jwt()
+    k = s.keys
+    ttl = s.settings.refresh_token_expires
+    pipe = s.redis.pipeline(transaction=True)
+    pipe.set(k.revoked(claims["jti"]), 1, ex=s.settings.access_token_expires)
+    if claims.get("sid"):
+        pipe.set(k.revoked("sid:" + claims["sid"]), 1, ex=ttl)
+    pipe.publish(k.events_channel, orjson.dumps({"logout": {"sid": claims.get("sid"), "jti": claims["jti"]}}))
+    pipe.execute()
+    return _json({"revoked": True})
+
+
+@blp.route("/users/me", methods=["GET"])
+@jwt_required()
+@blp.response(200, schemas.Me)
+@blp.alt_response(401, schema=schemas.ErrorSchema)
+def me():
+    """The caller's account, score and competition rank."""
+    s = services()
+    user = accounts.get_user(s.engine, current_user_id())
+    if user is None:
+        raise Refused("not_found", "This account no longer exists.")
+    rank = ranking.rank_of(s.engine, s.redis, s.keys, user.id, user.score) if user.has_score and not user.banned else None
+    return _json({"id": user.id, "username": user.username, "score": user.score, "rank": rank})

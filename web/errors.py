@@ -1,0 +1,111 @@
+"""Every error in the contract's shape: ``{"error": {"code", "message"[, "fields"]}}``."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import redis
+from flask import Response
+from sqlalchemy.exc import OperationalError, DisconnectionError
+from werkzeug.exceptions import HTTPException
+
+from scoreboard.errors import Refused, Unavailable
+
+log = logging.getLogger(__name__)
+
+# Status of each domain error code.
+STATUS = {
+    "username_taken": 409,
+    "invalid_request": 422,
+    "invalid_credentials": 401,
+    "unknown_action_type": 422,
+    "token_unknown": 403,
+    "token_used": 403,
+    "bad_signature": 403,
+    "token_expired": 403,
+    "invalid_score": 422,
+    "user_banned": 403,
+    "forbidden": 403,
+    "not_found": 404,
+    "unavailable": 503,
+}
+
+# Code of each HTTP error raised outside the domain (routing, parsing, limits).
+HTTP_CODES = {
+    400: ("malformed_json", "The request body is not valid JSON."),
+    401: ("missing_token", "Authentication is required."),
+    403: ("forbidden", "You may not do this."),
+    404: ("not_found", "There is nothing here."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    413: ("payload_too_large", "The request body is too large."),
+    415: ("unsupported_media_type", "Send the body as application/json."),
+    422: ("invalid_request", "The request body does not match the schema."),
+    429: ("rate_limited", "Too many requests; slow down."),
+    500: ("internal_error", "Something went wrong on our side."),
+    503: ("unavailable", "The service is briefly unavailable; try again shortly."),
+}
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None, headers=None) -> Response:
+    body = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    response = Response(orjson.dumps({"error": body}), status=status, mimetype="application/json")
+    if headers:
+        for name, value in headers:
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+    return response
+
+
+def from_refused(exc: Refused) -> Response:
+    response = error_response(STATUS.get(exc.code, 400), exc.code, exc.message)
+    if exc.code == "unavailable":
+        response.headers["Retry-After"] = "1"
+    return response
+
+
+def from_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code, message = HTTP_CODES.get(status, (f"http_{status}", exc.description or "HTTP error"))
+    fields = None
+    data = getattr(exc, "data", None)
+    if status == 422 and data and "messages" in data:
+        fields = _flatten(data["messages"])
+    headers = exc.get_response().headers if hasattr(exc, "get_response") else None
+    if status == 429:
+        retry_after = getattr(exc, "retry_after", None)
+        headers = [(k, v) for k, v in (headers or [])]
+        if retry_after is not None:
+            headers.append(("Retry-After", str(retry_after)))
+    return error_response(status, code, message, fields, headers)
+
+
+def _flatten(messages: dict) -> dict:
+    """webargs nests errors by location ({"json": {...}}); clients want the fields."""
+    if set(messages) <= {"json", "query", "headers", "form", "files", "view_args", "path"}:
+        merged = {}
+        for value in messages.values():
+            if isinstance(value, dict):
+                merged.update(value)
+            else:
+                merged["_schema"] = value
+        return merged
+    return messages
+
+
+def from_unexpected(exc: Exception) -> Response:
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OperationalError, DisconnectionError, Unavailable)):
+        log.warning("backing service unavailable", extra={"error": repr(exc)})
+        response = error_response(503, *HTTP_CODES[503])
+        response.headers["Retry-After"] = "1"
+        return response
+    log.exception("unhandled error")
+    return error_response(500, *HTTP_CODES[500])
+
+
+def install(app) -> None:
+    app.register_error_handler(Refused, from_refused)
+    app.register_error_handler(HTTPException, from_http_exception)
+    app.register_error_handler(Exception, from_unexpected)

@@ -1,0 +1,24 @@
+"""gunicorn settings for the web and stream processes (gevent workers, no preload)."""
+
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
+timeout = int(os.environ.get("WORKER_TIMEOUT", "30"))
+keepalive = 5
+preload_app = False  # the app must be imported after gevent has patched the worker
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+control_socket_disable = True  # several gunicorns may run on one machine
+
+
+def post_fork(server, worker):
+    """psycopg2 would block the whole gevent loop without this, in each worker."""
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()

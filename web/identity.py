@@ -1,0 +1,46 @@
+"""The authenticated caller, and the JWT callbacks that answer in the contract's shape."""
+
+from __future__ import annotations
+
+from flask_jwt_extended import get_jwt
+
+from web.errors import error_response
+from web.services import services
+
+
+def current_user_id() -> int:
+    return int(get_jwt()["sub"])
+
+
+def install(jwt) -> None:
+    @jwt.token_in_blocklist_loader
+    def is_revoked(_header, payload) -> bool:
+        s = services()
+        names = [s.keys.revoked(payload["jti"])]
+        if payload.get("sid"):
+            names.append(s.keys.revoked("sid:" + payload["sid"]))
+        return s.redis.exists(*names) > 0
+
+    @jwt.unauthorized_loader
+    def missing(reason):
+        return error_response(401, "missing_token", "An access token is required (Authorization: Bearer <jwt>).")
+
+    @jwt.invalid_token_loader
+    def invalid(reason):
+        return error_response(401, "invalid_token", "The access token is not valid.")
+
+    @jwt.expired_token_loader
+    def expired(_header, _payload):
+        return error_response(401, "token_expired", "The access token has expired; refresh it or log in again.")
+
+    @jwt.revoked_token_loader
+    def revoked(_header, _payload):
+        return error_response(401, "token_revoked", "The access token was revoked; log in again.")
+
+    @jwt.needs_fresh_token_loader
+    def not_fresh(_header, _payload):
+        return error_response(401, "invalid_token", "A fresh access token is required.")
+
+    @jwt.user_lookup_error_loader
+    def lookup_error(_header, _payload):
+        return error_response(401, "invalid_token", "The access token's user is unknown.")

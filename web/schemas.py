@@ -1,0 +1,155 @@
+"""Request and response shapes, declared once: they validate requests and produce
+the OpenAPI document."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+INT64 = validate.Range(min=-(2**63), max=2**63 - 1)
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: no floats, no strings, no booleans."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class ErrorBody(ma.Schema):
+    code = fields.String(required=True, metadata={"description": "snake_case error code"})
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields", metadata={"description": "per-field messages (schema errors)"})
+
+
+class ErrorSchema(ma.Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class Credentials(Strict):
+    username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$"))
+    password = fields.String(required=True, validate=validate.Length(min=8, max=128))
+
+
+class LoginRequest(Strict):
+    username = fields.String(required=True, validate=validate.Length(max=64))
+    password = fields.String(required=True, validate=validate.Length(max=128))
+
+
+class UserCreated(ma.Schema):
+    id = fields.Integer()
+    username = fields.String()
+
+
+class TokenPair(ma.Schema):
+    access_token = fields.String()
+    refresh_token = fields.String()
+    token_type = fields.String(metadata={"example": "Bearer"})
+    expires_in = fields.Integer(metadata={"description": "seconds until the access token expires"})
+
+
+class AccessToken(ma.Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
+class Revoked(ma.Schema):
+    revoked = fields.Boolean()
+
+
+class Me(ma.Schema):
+    id = fields.Integer()
+    username = fields.String()
+    score = fields.Integer()
+    rank = fields.Integer(allow_none=True, metadata={"description": "competition rank; null with no score yet"})
+
+
+class ActionTypeSchema(ma.Schema):
+    name = fields.String()
+    min_delta = fields.Integer()
+    max_delta = fields.Integer()
+    min_duration_ms = fields.Integer()
+
+
+class ActionTypeList(ma.Schema):
+    action_types = fields.List(fields.Nested(ActionTypeSchema))
+
+
+class ActionRequest(Strict):
+    action_type = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class ActionTokenSchema(ma.Schema):
+    action_token = fields.String()
+    secret = fields.String(metadata={"description": "base64url of 32 bytes: the HMAC key"})
+    action_type = fields.String()
+    issued_at = fields.Integer(metadata={"description": "unix ms"})
+    expires_at = fields.Integer(metadata={"description": "unix ms"})
+
+
+class SubmissionRequest(Strict):
+    action_token = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    score_delta = StrictInteger(required=True, validate=INT64)
+    completed_at = StrictInteger(required=True, validate=validate.Range(min=0, max=2**63 - 1),
+                                 metadata={"description": "unix ms"})
+    signature = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9a-fA-F]{64}$"),
+        metadata={"description": "hex HMAC-SHA256(key=secret, msg=f'{action_token}.{score_delta}.{completed_at}')"},
+    )
+
+
+class Accepted(ma.Schema):
+    job_id = fields.String()
+    status_url = fields.String()
+    state = fields.String(metadata={"example": "queued"})
+
+
+class AppliedResult(ma.Schema):
+    job_id = fields.String()
+    state = fields.String(metadata={"example": "applied"})
+    user_id = fields.Integer()
+    score = fields.Integer()
+    rank = fields.Integer(allow_none=True)
+    score_delta = fields.Integer()
+    flagged = fields.Boolean()
+
+
+class JobStatus(ma.Schema):
+    job_id = fields.String()
+    state = fields.String(validate=validate.OneOf(["queued", "applied", "rejected", "failed"]))
+    result = fields.Nested(AppliedResult)
+    error = fields.Nested(ErrorBody)
+
+
+class BoardQuery(Strict):
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100))
+
+
+class BoardEntry(ma.Schema):
+    rank = fields.Integer()
+    user_id = fields.Integer()
+    username = fields.String()
+    score = fields.Integer()
+
+
+class Board(ma.Schema):
+    entries = fields.List(fields.Nested(BoardEntry))
+    version = fields.Integer()
+    generated_at = fields.Integer(metadata={"description": "unix ms"})
+
+
+class Health(ma.Schema):
+    status = fields.String()
+    checks = fields.Dict()

@@ -1,0 +1,95 @@
+"""Score submission: every cheap check at once, then the accepted submission to Redis."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+from flask import Response, g, request
+from flask_jwt_extended import jwt_required
+from rq import Callback, Retry
+
+from scoreboard import action_tokens, jobspec, submissions
+from scoreboard.errors import Refused
+from web import schemas
+from web.extensions import Blueprint, limiter
+from web.identity import current_user_id
+from web.services import services
+
+blp = Blueprint("scores", __name__, url_prefix="/api/score", description="Score submission")
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def prefer_wait(header: str | None, maximum: float) -> float:
+    """Seconds asked for by ``Prefer: wait=N`` (RFC 7240), capped at ``maximum``."""
+    if not header:
+        return 0.0
+    match = _PREFER_WAIT.search(header)
+    return min(float(match.group(1)), maximum) if match else 0.0
+
+
+def _json(body: dict | bytes, status: int) -> Response:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return Response(data, status=status, mimetype="application/json")
+
+
+@blp.route("/update", methods=["POST"])
+@jwt_required()
+@limiter.limit(lambda: services().settings.rate_limit_submit)
+@blp.arguments(schemas.SubmissionRequest)
+@blp.response(202, schemas.Accepted)
+@blp.alt_response(200, schema=schemas.AppliedResult, description="applied within the `Prefer: wait=N` time")
+@blp.alt_response(401, schema=schemas.ErrorSchema)
+@blp.alt_response(403, schema=schemas.ErrorSchema,
+                  description="token_unknown, token_used, bad_signature, token_expired, user_banned")
+@blp.alt_response(422, schema=schemas.ErrorSchema, description="invalid_request or invalid_score")
+@blp.alt_response(429, schema=schemas.ErrorSchema, description="rate_limited")
+@blp.alt_response(503, schema=schemas.ErrorSchema, description="unavailable")
+def submit(body):
+    """Submit the signed result of an action."""
+    s = services()
+    user_id = current_user_id()
+    record = action_tokens.load(s.redis, s.keys, body["action_token"])
+    action_tokens.check_submission(
+        record,
+        user_id,
+        body["score_delta"],
+        body["completed_at"],
+        body["signature"],
+        s.settings.action_types_by_name,
+        s.settings.clock_skew,
+    )
+    accepted = submissions.accept(
+        s.redis, s.scripts, s.keys, record, body["score_delta"], body["completed_at"], s.settings.batch_max,
+        request_id=getattr(g, "request_id", ""),
+    )
+    if accepted.new_batch:
+        s.queue.enqueue(
+            jobspec.APPLY_JOB,
+            accepted.batch_id,
+            retry=Retry(max=len(jobspec.APPLY_RETRY_INTERVALS), interval=list(jobspec.APPLY_RETRY_INTERVALS)),
+            on_failure=Callback(jobspec.APPLY_FAILURE_CALLBACK),
+            **jobspec.apply_job_options(accepted.batch_id, s.settings.apply_job_timeout, s.keys.prefix),
+        )
+    wait = prefer_wait(request.headers.get("Prefer"), s.settings.prefer_wait_max)
+    if wait:
+        result = submissions.wait_result(s.redis, s.keys, accepted.submission_id, wait)
+        if result is not None and result.get("state") == "applied":
+            return _json(result, 200)
+    sid = accepted.submission_id
+    return _json({"job_id": sid, "status_url": f"/api/score/jobs/{sid}", "state": "queued"}, 202)
+
+
+@blp.route("/jobs/<string:job_id>", methods=["GET"])
+@jwt_required()
+@blp.response(200, schemas.JobStatus)
+@blp.alt_response(401, schema=schemas.ErrorSchema)
+@blp.alt_response(404, schema=schemas.ErrorSchema, description="no such job of yours")
+def job_status(job_id):
+    """The state of one of your submissions."""
+    s = services()
+    body = submissions.status(s.redis, s.keys, current_user_id(), job_id) if len(job_id) <= 64 else None
+    if body is None:
+        raise Refused("not_found", "You have no submission with this id.")
+    return _json(body, 200)
