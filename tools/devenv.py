@@ -38,6 +38,7 @@ def local_dir(*parts):
 
 
 def free_port():
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -54,6 +55,7 @@ def redis_ping(port):
 
 
 def log_tail(path, lines=15):
+    """The last lines of a server log, for error messages."""
     try:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -119,6 +121,7 @@ def pg_server_bindir():
 
 
 def psql(psql_bin, port, sql, check=True):
+    """Run one SQL statement as user postgres on 127.0.0.1:port (no password prompt)."""
     cmd = [psql_bin, "-X", "-w", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
            "-d", "postgres", "-tAc", sql]
     env = dict(os.environ, PGCONNECT_TIMEOUT="5")
@@ -200,6 +203,7 @@ def start_local_postgres(purpose, started):
 
 
 def provide_postgres(purpose, started, use_defaults):
+    """DATABASE_URL: from the environment, the server on 5432, or a project-local one."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
     psql_bin = pg_tool("psql")
@@ -217,6 +221,7 @@ def provide_postgres(purpose, started, use_defaults):
 # --------------------------------------------------------------------------- Redis
 
 def provide_redis(started, use_defaults):
+    """REDIS_URL: from the environment, the server on 6379, or a project-local one."""
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"]
     if use_defaults and redis_ping(6379):
@@ -235,7 +240,7 @@ def provide_redis(started, use_defaults):
     logfile = workdir / "redis.log"
     proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
                              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-                             "--daemonize", "no", "--logfile", str(logfile)],
+                             "--logfile", str(logfile)],
                             stdin=subprocess.DEVNULL, start_new_session=True)
     started.append((proc, "Redis", signal.SIGTERM))  # SIGTERM = save AOF and exit
     deadline = time.monotonic() + 20
@@ -278,6 +283,10 @@ def run_child(cmd, env):
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
     code = child.wait()
+    try:  # whatever CMD left running in its process group goes too
+        os.killpg(child.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
     return 128 - code if code < 0 else code
 
 
@@ -294,7 +303,8 @@ def main(argv=None):
 
     def interrupted(_signum, _frame):
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, interrupted)  # so setup is cleaned up too
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # so servers started during setup are stopped too
+        signal.signal(sig, interrupted)
     use_defaults = os.environ.get("DEVENV_IGNORE_DEFAULT_PORTS", "") in ("", "0")
     started = []
     try:

@@ -1,0 +1,97 @@
+"""The service's real processes (gunicorn, workers, scheduler) started for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child process with its output in a log file; stopped by its PID."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}-{time.time_ns()}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._log.close()
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+def start_web(env: dict, log_dir: Path, workers: int = 2, port: int | None = None) -> tuple[Process, str]:
+    port = port or free_port()
+    proc = Process(
+        "web",
+        [str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+         "web.wsgi:app"],
+        env,
+        log_dir,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz", proc)
+    return proc, base
+
+
+def start_worker(env: dict, log_dir: Path) -> Process:
+    return Process("worker", [sys.executable, "-m", "workers"], env, log_dir)
+
+
+def start_scheduler(env: dict, log_dir: Path) -> Process:
+    return Process("scheduler", [str(BIN / "rq"), "cron", "scheduler.cron", "--url", env["REDIS_URL"]], env, log_dir)
+
+
+def wait_http(url: str, proc: Process, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.output()[-3000:]}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{proc.name} did not answer {url} within {timeout}s:\n{proc.output()[-3000:]}")
