@@ -16,7 +16,7 @@ import redis
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
-from scoreboard import anomaly, ranking
+from scoreboard import anomaly, anomaly_context, ranking
 from scoreboard.action_types import ActionType
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
@@ -71,8 +71,16 @@ def _rejected(sub: Submission, code: str, message: str) -> Outcome:
     return Outcome(sub, "rejected", error={"code": code, "message": message})
 
 
-def apply_in_transaction(conn: Connection, subs: list[Submission], action_types: dict[str, ActionType]) -> BatchResult:
-    """Apply ``subs`` inside the caller's transaction (which commits or rolls back)."""
+def apply_in_transaction(conn: Connection, subs: list[Submission], action_types: dict[str, ActionType],
+                         limits: anomaly.Thresholds | None = None) -> BatchResult:
+    """Apply ``subs`` inside the caller's transaction (which commits or rolls back).
+
+    Args:
+        conn: the transaction.
+        subs: the batch's submissions, in the order they were accepted.
+        action_types: the configured action types by name.
+        limits: the anomaly rules' thresholds (default: ``anomaly.Thresholds()``).
+    """
     result = BatchResult()
     user_ids = sorted({s.user_id for s in subs})
     locked = {
@@ -131,14 +139,18 @@ def apply_in_transaction(conn: Connection, subs: list[Submission], action_types:
             _resolve_conflicts(conn, conflicts, outcomes)
 
     history, flags, finals = [], [], {}
+    context = anomaly_context.load(conn, sorted({sub.user_id for sub, _ in fresh}), limits or anomaly.Thresholds())
     for sub, history_id in fresh:
         user = locked[sub.user_id]
-        score = finals.get(sub.user_id, (0, user.current_score))[1] + sub.score_delta
+        before = finals.get(sub.user_id, (0, user.current_score))[1]
+        score = before + sub.score_delta
         finals[sub.user_id] = (history_id, score)
         history.append((history_id, sub.user_id, sub.token, sub.action_type, sub.score_delta, score, sub.id))
         action_type = action_types.get(sub.action_type) or ActionType(sub.action_type, sub.score_delta, sub.score_delta, 0)
         fired = anomaly.evaluate(
-            anomaly.Observation(sub.score_delta, sub.completed_at - sub.issued_at, action_type)
+            context.observe(sub.user_id, action_type, sub.score_delta, sub.completed_at - sub.issued_at,
+                            sub.accepted_at, before),
+            context.limits,
         )
         if fired:
             flags.append((sub.user_id, history_id, sub.id, sub.token, sub.score_delta, orjson.dumps(fired).decode()))
@@ -253,6 +265,7 @@ class Applier:
     action_types: dict[str, ActionType]
     result_ttl: int
     board_ttl: int
+    limits: anomaly.Thresholds = field(default_factory=anomaly.Thresholds)
 
     def apply_batch(self, batch_id: str) -> dict:
         """Seal the batch and apply it. Idempotent: safe to run again after any failure.
@@ -272,7 +285,7 @@ class Applier:
             return {"batch_id": batch_id, "applied": 0, "rejected": 0, "version": None, "board_changed": False}
         try:
             with self.engine.begin() as conn:
-                result = apply_in_transaction(conn, subs, self.action_types)
+                result = apply_in_transaction(conn, subs, self.action_types, self.limits)
         except Exception as exc:
             ids = [s.id for s in subs]
             log.warning("apply transaction rolled back",

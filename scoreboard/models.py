@@ -57,16 +57,20 @@ score_history = Table(
     "score_history",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False, index=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
     # The action token that earned the change (NULL for an admin revert).
     Column("action_id", String(64)),
     Column("action_type", String(64)),
     Column("score_change", BigInteger, nullable=False),
     Column("new_score", BigInteger, nullable=False),
     Column("submission_id", String(64)),
+    # 'submission', or an admin's 'revert', 'ban', 'unban' (the last two change no points).
     Column("reason", String(16), nullable=False, server_default=text("'submission'")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# A user's recent history, newest first: the anomaly rules' rate and delta history.
+Index("ix_score_history_user_recent", score_history.c.user_id, score_history.c.created_at)
 
 action_tokens = Table(
     "action_tokens",

@@ -69,6 +69,9 @@ def rebuild(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, wait: 
                     args += [row.id, row.last_history_id, row.current_score, member(row.id, row.score_reached_at), row.username]
                 scripts.rebuild(keys=ranking_keys(keys), args=args)
                 count += len(rows)
+            banned = [row[0] for row in conn.execute(text("SELECT id FROM users WHERE banned"))]
+        if banned:
+            r.sadd(keys.banned, *banned)
         r.set(keys.ranking_ready, 1)
         log.info("ranking rebuilt", extra={"users": count, "seconds": round(time.monotonic() - started, 3)})
         return True

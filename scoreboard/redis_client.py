@@ -105,5 +105,10 @@ class Keys:
         return f"{self.prefix}events:log"
 
     @property
+    def banned(self) -> str:
+        """Set of banned user ids (PostgreSQL's ``users.banned``, for the web's cheap check)."""
+        return f"{self.prefix}banned"
+
+    @property
     def ratelimit_prefix(self) -> str:
         return f"{self.prefix}rl"

@@ -7,7 +7,9 @@ development key under ``.local/`` for you; production refuses to start without o
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -50,6 +52,29 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+_PER = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_LIMIT = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d*)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+
+
+def near_limit_count(limits: str, window: int, fraction: float) -> int:
+    """How many submissions in ``window`` seconds come near the rate limit ``limits``.
+
+    Takes the limit item with exactly that window if there is one (``600 per minute``
+    for 60 s), else scales the first item to the window; then ``fraction`` of it.
+    """
+    items = []
+    for part in re.split(r"[;,]", limits):
+        match = _LIMIT.match(part)
+        if match:
+            amount, multiple, unit = match.groups()
+            items.append((int(amount), int(multiple or 1) * _PER[unit.lower()]))
+    if not items:
+        return 0
+    exact = [amount for amount, seconds in items if seconds == window]
+    allowed = exact[0] if exact else items[0][0] * window / items[0][1]
+    return max(1, math.ceil(allowed * fraction))
 
 
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
@@ -105,6 +130,22 @@ class Settings:
     argon2_parallelism: int = 1
     db_pool_size: int = 10
     log_level: str = "INFO"
+    # Browser origins allowed to call the API cross-origin (exact origins, or "*").
+    cors_origins: tuple[str, ...] = ()
+    # Strict-Transport-Security max-age in seconds (0: no header).
+    hsts_max_age: int = 0
+    # How many reverse proxies in front of the web set X-Forwarded-For/-Proto (0: none).
+    trusted_proxies: int = 0
+    # The rq-dashboard session cookie is sent over HTTPS only.
+    admin_cookie_secure: bool = True
+    # Anomaly rules (flag, never refuse); see scoreboard/anomaly.py.
+    anomaly_rate_window: int = 60
+    anomaly_rate_count: int = 480
+    anomaly_zscore: float = 3.5
+    anomaly_zscore_min_samples: int = 10
+    anomaly_zscore_history: int = 50
+    anomaly_jump_top: int = 10
+    anomaly_jump_from_rank: int = 100
 
     @property
     def action_types_by_name(self) -> dict[str, ActionType]:
@@ -145,6 +186,7 @@ class Settings:
             action_types = parse_action_types(json.loads(types_raw)) if types_raw else DEFAULT_ACTION_TYPES
         except (ValueError, TypeError) as exc:
             raise SettingsError(f"ACTION_TYPES is not valid: {exc}") from None
+        rate_window = _int(env, "ANOMALY_RATE_WINDOW", cls.anomaly_rate_window, 1)
         return cls(
             database_url=database_url_from_env(env),
             redis_url=env["REDIS_URL"],
@@ -174,4 +216,18 @@ class Settings:
             argon2_parallelism=_int(env, "ARGON2_PARALLELISM", cls.argon2_parallelism, 1),
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
+            hsts_max_age=_int(env, "HSTS_MAX_AGE", 31536000 if mode == "production" else 0, 0),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, 0),
+            admin_cookie_secure=_bool(env.get("ADMIN_COOKIE_SECURE"), mode == "production"),
+            anomaly_rate_window=rate_window,
+            anomaly_rate_count=_int(
+                env, "ANOMALY_RATE_COUNT",
+                near_limit_count(env.get("RATE_LIMIT_SUBMIT", cls.rate_limit_submit), rate_window,
+                                 _float(env, "ANOMALY_RATE_FRACTION", 0.8)) or cls.anomaly_rate_count, 1),
+            anomaly_zscore=_float(env, "ANOMALY_ZSCORE", cls.anomaly_zscore),
+            anomaly_zscore_min_samples=_int(env, "ANOMALY_ZSCORE_MIN_SAMPLES", cls.anomaly_zscore_min_samples, 2),
+            anomaly_zscore_history=_int(env, "ANOMALY_ZSCORE_HISTORY", cls.anomaly_zscore_history, 2),
+            anomaly_jump_top=_int(env, "ANOMALY_JUMP_TOP", cls.anomaly_jump_top, 1),
+            anomaly_jump_from_rank=_int(env, "ANOMALY_JUMP_FROM_RANK", cls.anomaly_jump_from_rank, 2),
         )

@@ -13,7 +13,7 @@ from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from web import errors, identity
+from web import errors, identity, security
 from web.extensions import api, jwt, limiter
 from web.services import Services
 
@@ -58,8 +58,11 @@ def create_app(settings: Settings) -> Flask:
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     errors.install(app)
+    security.install(app, settings)
 
     from web.actions import blp as actions_blp
+    from web.admin import blp as admin_blp
+    from web.admin import dashboard
     from web.auth import blp as auth_blp
     from web.board import blp as board_blp
     from web.ops import blp as ops_blp
@@ -67,6 +70,8 @@ def create_app(settings: Settings) -> Flask:
 
     for blueprint in (auth_blp, actions_blp, scores_blp, board_blp, ops_blp):
         api.register_blueprint(blueprint)
+    api.register_blueprint(admin_blp)
+    dashboard.install(app, settings.redis_url)
 
     @app.before_request
     def _request_id():

@@ -28,6 +28,9 @@ STATUS = {
     "user_banned": 403,
     "forbidden": 403,
     "not_found": 404,
+    "csrf_failed": 403,
+    "flag_resolved": 409,
+    "cannot_ban_self": 409,
     "unavailable": 503,
 }
 

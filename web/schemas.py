@@ -153,3 +153,59 @@ class Board(ma.Schema):
 class Health(ma.Schema):
     status = fields.String()
     checks = fields.Dict()
+
+
+# --- admin -------------------------------------------------------------------------
+
+ID = validate.Range(min=1, max=2**63 - 1)
+
+
+class FlagQuery(Strict):
+    state = fields.String(validate=validate.OneOf(["open", "approved", "reverted"]))
+    rule = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "a rule that fired"})
+    user_id = fields.Integer(validate=ID)
+    before = fields.Integer(validate=ID, metadata={"description": "cursor: the previous page's next_before"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class Flag(ma.Schema):
+    id = fields.Integer()
+    user_id = fields.Integer()
+    username = fields.String()
+    job_id = fields.String(metadata={"description": "the submission (its job id)"})
+    action_token = fields.String()
+    action_type = fields.String()
+    score_delta = fields.Integer()
+    rules = fields.Dict(metadata={"description": "{rule name: the figures that made it fire}"})
+    state = fields.String(validate=validate.OneOf(["open", "approved", "reverted"]))
+    created_at = fields.Integer(metadata={"description": "unix ms"})
+    resolved_at = fields.Integer(allow_none=True, metadata={"description": "unix ms"})
+    resolved_by = fields.Integer(allow_none=True, metadata={"description": "the admin's user id"})
+
+
+class FlagList(ma.Schema):
+    flags = fields.List(fields.Nested(Flag))
+    next_before = fields.Integer(allow_none=True, metadata={"description": "cursor of the next page; null at the end"})
+
+
+class ResolveRequest(Strict):
+    decision = fields.String(required=True, validate=validate.OneOf(["approve", "revert"]))
+
+
+class Resolved(ma.Schema):
+    flag_id = fields.Integer()
+    state = fields.String(validate=validate.OneOf(["approved", "reverted"]))
+    user_id = fields.Integer()
+    score = fields.Integer(metadata={"description": "the user's score afterwards"})
+
+
+class Moderated(ma.Schema):
+    user_id = fields.Integer()
+    username = fields.String()
+    banned = fields.Boolean()
+    score = fields.Integer()
+
+
+class AdminSession(ma.Schema):
+    dashboard_url = fields.String(metadata={"example": "/admin/rq/"})
+    expires_in = fields.Integer(metadata={"description": "seconds until the dashboard session ends"})

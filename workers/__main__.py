@@ -14,7 +14,7 @@ import sys
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from scoreboard import logs
+from scoreboard import anomaly, logs
 from scoreboard.apply import Applier
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys, make_redis
@@ -44,6 +44,7 @@ def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
             action_types=settings.action_types_by_name,
             result_ttl=settings.result_ttl,
             board_ttl=settings.board_cache_ttl,
+            limits=anomaly.Thresholds.from_settings(settings),
         ),
         settings,
     )

@@ -9,6 +9,7 @@ from flask_jwt_extended import jwt_required
 from scoreboard import action_tokens
 from scoreboard.errors import Refused
 from web import schemas
+from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
 from web.identity import current_user_id
 from web.services import services
@@ -27,9 +28,11 @@ def list_action_types():
 @blp.route("/actions", methods=["POST"])
 @jwt_required()
 @limiter.limit(lambda: services().settings.rate_limit_actions)
+@refuse_banned
 @blp.arguments(schemas.ActionRequest)
 @blp.response(201, schemas.ActionTokenSchema)
 @blp.alt_response(401, schema=schemas.ErrorSchema)
+@blp.alt_response(403, schema=schemas.ErrorSchema, description="user_banned")
 @blp.alt_response(422, schema=schemas.ErrorSchema, description="unknown_action_type or invalid_request")
 def start_action(body):
     """Start an action: a one-time token and the secret to sign its result with."""

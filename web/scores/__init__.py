@@ -12,6 +12,7 @@ from rq import Callback, Retry
 from scoreboard import action_tokens, jobspec, submissions
 from scoreboard.errors import Refused
 from web import schemas
+from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
 from web.identity import current_user_id
 from web.services import services
@@ -37,6 +38,7 @@ def _json(body: dict | bytes, status: int) -> Response:
 @blp.route("/update", methods=["POST"])
 @jwt_required()
 @limiter.limit(lambda: services().settings.rate_limit_submit)
+@refuse_banned
 @blp.arguments(schemas.SubmissionRequest)
 @blp.response(202, schemas.Accepted)
 @blp.alt_response(200, schema=schemas.AppliedResult, description="applied within the `Prefer: wait=N` time")

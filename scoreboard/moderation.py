@@ -1,0 +1,181 @@
+"""Admin decisions: ban and unban a user, approve or revert a flagged submission.
+
+Each decision is one PostgreSQL transaction that writes a ``score_history`` row (reason
+``ban``, ``unban`` or ``revert``; bans change no points), so that the user's history id
+moves forward and the decision is on record. After commit, Redis follows through the same
+script as a batch (``apply.publish``): the ranking entry moves only forward by history id,
+so a batch that committed before the decision but publishes after it cannot undo it, and
+the board's version, cache and event follow. A revert sends the board event only; the
+contract has no personal event for it (the user sees the new score in ``/api/users/me``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy.engine import Connection, Engine
+
+from scoreboard import ranking
+from scoreboard.action_types import INT64_MAX
+from scoreboard.apply import BatchResult, RankingNotReady, publish
+from scoreboard.errors import Refused
+from scoreboard.redis_client import Keys
+from scoreboard.scripts import Scripts
+
+log = logging.getLogger(__name__)
+
+DECISIONS = ("approve", "revert")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an admin decision left behind.
+
+    Attributes:
+        user_id: the user concerned.
+        username: their name.
+        score: their score afterwards.
+        banned: whether they are banned afterwards.
+        state: the flag's state afterwards (flags only).
+        version: the board version published (None when nothing was published).
+    """
+
+    user_id: int
+    username: str
+    score: int
+    banned: bool
+    state: str | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class Moderator:
+    """The connections an admin decision needs; built once per web process."""
+
+    engine: Engine
+    redis: redis.Redis
+    scripts: Scripts
+    keys: Keys
+    result_ttl: int
+    board_ttl: int
+
+    def ban(self, user_id: int, admin_id: int) -> Decision:
+        """Ban a user: off the board at once, submissions refused. Idempotent.
+
+        Raises:
+            Refused: ``not_found`` (no such user), ``cannot_ban_self``.
+        """
+        if user_id == admin_id:
+            raise Refused("cannot_ban_self", "An admin cannot ban their own account.")
+        with self.engine.begin() as conn:
+            user = _lock_user(conn, user_id)
+            seq = user.last_history_id
+            if not user.banned:
+                seq = _history_row(conn, user, 0, "ban")
+                conn.exec_driver_sql("UPDATE users SET banned = true, last_history_id = %s WHERE id = %s",
+                                     (seq, user_id))
+        self.redis.sadd(self.keys.banned, user_id)
+        version = self._publish(user_id, seq, user.current_score, "", user.username)
+        log.warning("user banned", extra={"user_id": user_id, "admin_id": admin_id})
+        return Decision(user_id, user.username, user.current_score, True, version=version)
+
+    def unban(self, user_id: int, admin_id: int) -> Decision:
+        """Lift a ban: back on the board with the score in PostgreSQL. Idempotent.
+
+        Raises:
+            Refused: ``not_found``.
+        """
+        with self.engine.begin() as conn:
+            user = _lock_user(conn, user_id)
+            seq = user.last_history_id
+            if user.banned:
+                seq = _history_row(conn, user, 0, "unban")
+                conn.exec_driver_sql("UPDATE users SET banned = false, last_history_id = %s WHERE id = %s",
+                                     (seq, user_id))
+        self.redis.srem(self.keys.banned, user_id)
+        member = ranking.member(user_id, user.score_reached_at) if user.score_reached_at else ""
+        version = self._publish(user_id, seq, user.current_score, member, user.username)
+        log.warning("user unbanned", extra={"user_id": user_id, "admin_id": admin_id})
+        return Decision(user_id, user.username, user.current_score, False, version=version)
+
+    def resolve(self, flag_id: int, decision: str, admin_id: int) -> Decision:
+        """Approve a flagged submission, or revert it (its points taken back).
+
+        Raises:
+            Refused: ``not_found``, ``flag_resolved`` (already decided), ``invalid_score``
+                (the revert would overflow the score).
+        """
+        if decision not in DECISIONS:
+            raise Refused("invalid_request", "decision must be approve or revert.")
+        with self.engine.begin() as conn:
+            flag = conn.exec_driver_sql(
+                "SELECT f.id, f.user_id, f.state, f.score_change, f.submission_id, h.action_type"
+                " FROM score_flags f JOIN score_history h ON h.id = f.history_id WHERE f.id = %s FOR UPDATE OF f",
+                (flag_id,),
+            ).one_or_none()
+            if flag is None:
+                raise Refused("not_found", "There is no flag with this id.")
+            if flag.state != "open":
+                raise Refused("flag_resolved", f"This flag was already resolved ({flag.state}).")
+            user = _lock_user(conn, flag.user_id)
+            state = "approved" if decision == "approve" else "reverted"
+            conn.exec_driver_sql(
+                "UPDATE score_flags SET state = %s, resolved_at = now(), resolved_by = %s WHERE id = %s",
+                (state, admin_id, flag_id),
+            )
+            if decision == "approve":
+                return Decision(user.id, user.username, user.current_score, user.banned, state)
+            score = user.current_score - flag.score_change
+            if not -INT64_MAX - 1 <= score <= INT64_MAX:
+                raise Refused("invalid_score", "Reverting this submission would overflow the score.")
+            seq = _history_row(conn, user, -flag.score_change, "revert", flag.action_type, flag.submission_id)
+            reached_at = conn.exec_driver_sql(
+                "UPDATE users SET current_score = %s, last_history_id = %s, score_reached_at = clock_timestamp()"
+                " WHERE id = %s RETURNING score_reached_at",
+                (score, seq, user.id),
+            ).scalar_one()
+        member = "" if user.banned else ranking.member(user.id, reached_at)
+        version = self._publish(user.id, seq, score, member, user.username)
+        log.warning("flagged submission reverted", extra={"flag_id": flag_id, "user_id": user.id,
+                                                           "score_change": -flag.score_change, "admin_id": admin_id})
+        return Decision(user.id, user.username, score, user.banned, state, version)
+
+    def _publish(self, user_id: int, seq: int, score: int, member: str, username: str) -> int | None:
+        """Move the user's ranking entry, recompute and publish the board."""
+        result = BatchResult(users={user_id: (seq, score, member, username)})
+        try:
+            return self._publish_once(result)
+        except RankingNotReady:
+            # Redis lost the ranking: the rebuild reads PostgreSQL, which already has it all.
+            ranking.rebuild(self.engine, self.redis, self.scripts, self.keys)
+            try:
+                return self._publish_once(result)
+            except RankingNotReady:
+                return None
+
+    def _publish_once(self, result: BatchResult) -> int:
+        version, _ = publish(self.redis, self.scripts, self.keys, result, "", self.result_ttl, self.board_ttl)
+        return version
+
+
+def _lock_user(conn: Connection, user_id: int):
+    user = conn.exec_driver_sql(
+        "SELECT id, username, current_score, score_reached_at, last_history_id, banned"
+        " FROM users WHERE id = %s FOR UPDATE",
+        (user_id,),
+    ).one_or_none()
+    if user is None:
+        raise Refused("not_found", "There is no user with this id.")
+    return user
+
+
+def _history_row(conn: Connection, user, change: int, reason: str, action_type: str | None = None,
+                 submission_id: str | None = None) -> int:
+    """Insert a history row of an admin decision; return its id (the user's new history id)."""
+    return conn.exec_driver_sql(
+        "INSERT INTO score_history (user_id, action_id, action_type, score_change, new_score, submission_id, reason)"
+        " VALUES (%s, NULL, %s, %s, %s, %s, %s) RETURNING id",
+        (user.id, action_type, change, user.current_score + change, submission_id, reason),
+    ).scalar_one()

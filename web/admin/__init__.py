@@ -1,0 +1,105 @@
+"""The admin API: review flagged submissions, ban and unban users, open a dashboard session.
+
+Every call needs the access token of an admin: anonymous callers get 401 (the contract's
+token codes), everyone else 403 ``forbidden``.
+"""
+
+from __future__ import annotations
+
+import orjson
+from flask import Response, g
+from flask_jwt_extended import create_access_token, decode_token, get_jwt
+
+from scoreboard import flags
+from scoreboard.moderation import Moderator
+from web import schemas
+from web.admin.auth import admin_required, set_session_cookies
+from web.extensions import Blueprint
+from web.services import services
+
+blp = Blueprint("admin", __name__, url_prefix="/api/admin", description="Admins: flags, bans, dashboard session")
+
+# Ids are bigint: anything larger is no id of ours (404, not a database error).
+_ID = "int(max=9223372036854775807)"
+
+
+def _json(body: dict, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def moderator() -> Moderator:
+    s = services()
+    return Moderator(s.engine, s.redis, s.scripts, s.keys, s.settings.result_ttl, s.settings.board_cache_ttl)
+
+
+def _errors(*codes: int):
+    def decorate(view):
+        for code in codes:
+            view = blp.alt_response(code, schema=schemas.ErrorSchema)(view)
+        return view
+    return decorate
+
+
+@blp.route("/flags", methods=["GET"])
+@admin_required
+@blp.arguments(schemas.FlagQuery, location="query")
+@blp.response(200, schemas.FlagList)
+@_errors(401, 403, 422)
+def list_flags(query):
+    """Flagged submissions, newest first; filter by state, rule, user; page with ``before``."""
+    page = flags.list_flags(services().engine, state=query.get("state"), rule=query.get("rule"),
+                            user_id=query.get("user_id"), before=query.get("before"), limit=query["limit"])
+    return _json({"flags": page.flags, "next_before": page.next_before})
+
+
+@blp.route(f"/flags/<{_ID}:flag_id>/resolve", methods=["POST"])
+@admin_required
+@blp.arguments(schemas.ResolveRequest)
+@blp.response(200, schemas.Resolved)
+@_errors(401, 403, 404, 422)
+@blp.alt_response(409, schema=schemas.ErrorSchema, description="flag_resolved: the flag was already decided")
+def resolve_flag(body, flag_id):
+    """Approve a flagged submission, or revert it: its points are taken back in one
+    transaction (a history row with reason ``revert``) and the board is republished."""
+    decision = moderator().resolve(flag_id, body["decision"], g.admin_id)
+    return _json({"flag_id": flag_id, "state": decision.state, "user_id": decision.user_id, "score": decision.score})
+
+
+@blp.route(f"/users/<{_ID}:user_id>/ban", methods=["POST"])
+@admin_required
+@blp.response(200, schemas.Moderated)
+@_errors(401, 403, 404)
+@blp.alt_response(409, schema=schemas.ErrorSchema, description="cannot_ban_self")
+def ban_user(user_id):
+    """Ban a user: off the board at once, their action tokens and submissions refused
+    with 403 ``user_banned``. Idempotent."""
+    decision = moderator().ban(user_id, g.admin_id)
+    return _json({"user_id": user_id, "username": decision.username, "banned": True, "score": decision.score})
+
+
+@blp.route(f"/users/<{_ID}:user_id>/unban", methods=["POST"])
+@admin_required
+@blp.response(200, schemas.Moderated)
+@_errors(401, 403, 404)
+def unban_user(user_id):
+    """Lift a ban: the user is back on the board with their score. Idempotent."""
+    decision = moderator().unban(user_id, g.admin_id)
+    return _json({"user_id": user_id, "username": decision.username, "banned": False, "score": decision.score})
+
+
+@blp.route("/session", methods=["POST"])
+@admin_required
+@blp.response(200, schemas.AdminSession)
+@_errors(401, 403)
+def open_dashboard_session():
+    """Open the RQ dashboard in a browser: sets an HttpOnly session cookie (path ``/admin/``)
+    with a new access token of this session, and the ``_csrf_token`` cookie."""
+    s = services()
+    claims = get_jwt()
+    token = create_access_token(identity=claims["sub"],
+                                additional_claims={"sid": claims.get("sid", ""), "name": claims.get("name", "")})
+    jti = decode_token(token)["jti"]
+    expires_in = s.settings.access_token_expires
+    response = _json({"dashboard_url": "/admin/rq/", "expires_in": expires_in})
+    set_session_cookies(response, token, jti, expires_in, s.settings.admin_cookie_secure)
+    return response

@@ -1,0 +1,103 @@
+"""Who may use the admin API and the RQ dashboard.
+
+The admin role is checked against PostgreSQL on every admin request, not taken from a
+claim in the JWT: admin calls are few, one indexed lookup each is cheap, and so
+``revoke-admin`` (or a ban) takes effect at the very next request instead of when the
+access token expires.
+
+The API takes the access token as ``Authorization: Bearer``. A browser cannot send that
+header to the dashboard's pages, so ``POST /api/admin/session`` (an admin's Bearer token)
+sets an HttpOnly, SameSite=Strict cookie limited to ``/admin/`` holding a new access token
+of the same session (logout revokes both), and a readable ``_csrf_token`` cookie that the
+dashboard's JavaScript sends back as ``X-CSRFToken``. A request authenticated by the
+cookie that changes anything (POST) must carry that header, bound to its token by an
+HMAC, else 403 ``csrf_failed``. Requests with a Bearer header need no CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import wraps
+
+from flask import current_app, g, request
+from flask_jwt_extended import decode_token, get_jwt, verify_jwt_in_request
+from flask_jwt_extended.exceptions import NoAuthorizationError
+from flask_jwt_extended.internal_utils import verify_token_not_blocklisted, verify_token_type
+from sqlalchemy import text
+
+from scoreboard.errors import Refused
+from web.services import services
+
+SESSION_COOKIE = "sb_admin_session"
+CSRF_COOKIE = "_csrf_token"
+CSRF_HEADER = "X-CSRFToken"
+COOKIE_PATH = "/admin/"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def require_admin(user_id: int) -> int:
+    """The user id when that user is an admin (and not banned) in PostgreSQL.
+
+    Raises:
+        Refused: ``forbidden`` for anyone else.
+    """
+    with services().engine.connect() as conn:
+        allowed = conn.execute(
+            text("SELECT is_admin AND NOT banned FROM users WHERE id = :id"), {"id": user_id}
+        ).scalar()
+    if not allowed:
+        raise Refused("forbidden", "This is for admins only.")
+    g.admin_id = user_id
+    return user_id
+
+
+def admin_required(view):
+    """Decorator: a valid access token (else 401 with the contract's token codes) of an admin (else 403)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        verify_jwt_in_request()
+        require_admin(int(get_jwt()["sub"]))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def csrf_token(jti: str) -> str:
+    """The CSRF token of the dashboard session whose access token has this ``jti``."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"rq-dashboard-csrf:{jti}".encode(), hashlib.sha256).hexdigest()
+
+
+def dashboard_admin() -> int:
+    """Authenticate a dashboard request by Bearer header or session cookie; return the admin's id.
+
+    Raises:
+        NoAuthorizationError, InvalidTokenError, ExpiredSignatureError, RevokedTokenError:
+            answered 401 by the JWT callbacks.
+        Refused: ``csrf_failed`` or ``forbidden`` (403).
+    """
+    if request.headers.get("Authorization"):
+        verify_jwt_in_request(locations=["headers"])
+        return require_admin(int(get_jwt()["sub"]))
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise NoAuthorizationError("Missing the admin session cookie")
+    claims = decode_token(token)
+    verify_token_type(claims, refresh=False)
+    verify_token_not_blocklisted({}, claims)
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(given.encode(), csrf_token(claims["jti"]).encode()):
+            raise Refused("csrf_failed", "The X-CSRFToken header is missing or wrong.")
+    return require_admin(int(claims["sub"]))
+
+
+def set_session_cookies(response, token: str, jti: str, max_age: int, secure: bool) -> None:
+    """Put the dashboard session on ``response``: the HttpOnly token and the CSRF token."""
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, path=COOKIE_PATH, secure=secure,
+                        httponly=True, samesite="Strict")
+    response.set_cookie(CSRF_COOKIE, csrf_token(jti), max_age=max_age, path=COOKIE_PATH, secure=secure,
+                        httponly=False, samesite="Strict")
+

@@ -1,0 +1,64 @@
+"""rq-dashboard at ``/admin/rq/``, inside the API app, for admins only (see ``web.admin.auth``).
+
+Its pages and JSON come from rq-dashboard 0.9.0's blueprint; this module puts the admin
+check in front of it, answers its failure cases (unknown job, bad page numbers) with the
+contract's error body instead of a 500, and relaxes the HTML pages' CSP just enough for its
+JavaScript (underscore templates need ``'unsafe-eval'``; its markup uses style attributes).
+"""
+
+from __future__ import annotations
+
+import re
+
+import rq_dashboard
+from flask import Flask, abort, g, request, send_from_directory
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq_dashboard.web import setup_rq_connection
+
+from web.admin.auth import dashboard_admin
+from web.errors import error_response
+
+PREFIX = "/admin/rq"
+_REGISTRIES = {"queued", "failed", "deferred", "started", "finished", "scheduled", "canceled"}
+_NUMBER = re.compile(r"^[1-9][0-9]{0,5}$")
+
+
+def _check_view_args(args: dict) -> None:
+    """404 for what rq-dashboard would answer with a 500 (it trusts its URLs)."""
+    if args.get("instance_number", 0) != 0:
+        abort(404)  # one Redis only
+    if "registry_name" in args and args["registry_name"] not in _REGISTRIES:
+        abort(404)
+    if "order" in args and args["order"] not in ("asc", "dsc"):
+        abort(404)
+    for name in ("per_page", "page"):
+        if name in args and not _NUMBER.match(str(args[name])):
+            abort(404)
+    if "per_page" in args and int(args["per_page"]) > 100:
+        abort(404)
+
+
+def _guard():
+    if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+        dashboard_admin()
+        _check_view_args(request.view_args or {})
+        g.csp_relax = {"script-src": ("'unsafe-eval'",), "style-src": ("'unsafe-inline'",)}
+
+
+def install(app: Flask, redis_url: str) -> None:
+    """Mount the dashboard on ``app`` at ``/admin/rq/``, reading RQ's keys at ``redis_url``."""
+    app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
+    app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
+    setup_rq_connection(app)
+    app.before_request(_guard)
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
+    if "static" not in app.view_functions:
+        # its base page links url_for('static', filename='favicon.ico'); this app has no static folder
+        folder = rq_dashboard.blueprint.static_folder
+        app.add_url_rule(f"{PREFIX}/app-static/<path:filename>", "static",
+                         lambda filename: send_from_directory(folder, filename))
+    app.register_error_handler(NoSuchJobError, lambda exc: error_response(404, "not_found", "There is no such job."))
+    app.register_error_handler(
+        InvalidJobOperation,
+        lambda exc: error_response(409, "invalid_job_operation", f"This cannot be done to this job: {exc}"),
+    )

@@ -1,0 +1,117 @@
+"""Security headers on every response, CORS for the browser clients, and the proxy setup.
+
+- JSON and every other non-HTML answer: ``Content-Security-Policy: default-src 'none'``
+  (nothing in it may load or run anything), ``frame-ancestors 'none'``.
+- HTML pages: scripts only from this origin or inline blocks whose SHA-256 hash is in
+  the policy (computed from the page itself, so no ``'unsafe-inline'``); a page's view may
+  relax it through ``g.csp_relax`` (the RQ dashboard does).
+- ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy:
+  no-referrer``, ``Cross-Origin-Opener-Policy: same-origin`` everywhere;
+  ``Strict-Transport-Security`` when ``HSTS_MAX_AGE`` > 0 (the production default).
+- CORS on ``/api/`` for the origins in ``CORS_ORIGINS`` only (exact match, or ``*``);
+  no credentials: the API takes Bearer tokens, not cookies.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from scoreboard.settings import Settings
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+PAGE_CSP = {
+    "default-src": ("'self'",),
+    "script-src": ("'self'",),
+    "style-src": ("'self'",),
+    "img-src": ("'self'", "data:"),
+    "connect-src": ("'self'",),
+    "object-src": ("'none'",),
+    "base-uri": ("'none'",),
+    "form-action": ("'self'",),
+    "frame-ancestors": ("'none'",),
+}
+CORS_METHODS = "GET, POST, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type, Prefer, X-Request-ID, Last-Event-ID"
+CORS_EXPOSE = ("Retry-After, X-Request-ID, Location, X-RateLimit-Limit, X-RateLimit-Remaining, "
+               "X-RateLimit-Reset")
+CORS_MAX_AGE = "600"
+
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", re.IGNORECASE | re.DOTALL)
+_TYPE = re.compile(rb"""\btype\s*=\s*["']?([^"'\s>]*)""", re.IGNORECASE)
+_SCRIPT_TYPES = {b"", b"text/javascript", b"application/javascript", b"module"}
+
+
+def inline_script_hashes(html: bytes) -> list[str]:
+    """CSP source expressions (``'sha256-…'``) of the inline scripts a browser would run."""
+    hashes = []
+    for attributes, body in _INLINE_SCRIPT.findall(html):
+        kind = _TYPE.search(attributes)
+        if kind and kind.group(1).lower() not in _SCRIPT_TYPES:
+            continue  # e.g. type="text/template": data, never run
+        hashes.append("'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'")
+    return hashes
+
+
+def page_policy(html: bytes, relax: dict | None = None) -> str:
+    """The Content-Security-Policy of one HTML page."""
+    policy = {name: list(sources) for name, sources in PAGE_CSP.items()}
+    policy["script-src"] += inline_script_hashes(html)
+    for name, sources in (relax or {}).items():
+        policy.setdefault(name, []).extend(sources)
+    return "; ".join(f"{name} {' '.join(dict.fromkeys(sources))}" for name, sources in policy.items())
+
+
+def _security_headers(settings: Settings):
+    def add(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if settings.hsts_max_age:
+            headers.setdefault("Strict-Transport-Security", f"max-age={settings.hsts_max_age}; includeSubDomains")
+        if "Content-Security-Policy" not in headers:
+            if response.mimetype == "text/html" and not response.is_streamed and not response.direct_passthrough:
+                headers["Content-Security-Policy"] = page_policy(response.get_data(), g.get("csp_relax"))
+            else:
+                headers["Content-Security-Policy"] = API_CSP
+        return response
+
+    return add
+
+
+def _cors(origins: tuple[str, ...]):
+    allow_any = "*" in origins
+    allowed = frozenset(origins)
+
+    def add(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if not origin or not request.path.startswith("/api/"):
+            return response
+        response.headers.add("Vary", "Origin")
+        if not (allow_any or origin in allowed):
+            return response
+        response.headers["Access-Control-Allow-Origin"] = "*" if allow_any else origin
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+            response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+            response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+        return response
+
+    return add
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Add the headers and CORS to every response of ``app``; trust the configured proxies."""
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+    app.after_request(_security_headers(settings))
+    if settings.cors_origins:
+        app.after_request(_cors(settings.cors_origins))
