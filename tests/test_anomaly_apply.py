@@ -1,0 +1,141 @@
+"""The anomaly rules inside the batch transaction, against real PostgreSQL and Redis:
+the figures they read, the flags they write, and that a flagged submission is applied."""
+
+import json
+import secrets
+
+import pytest
+
+from scoreboard import action_tokens
+from scoreboard.anomaly import Thresholds
+from scoreboard.apply import Applier
+from scoreboard.db import make_engine
+from scoreboard.redis_client import Keys
+from scoreboard.scripts import Scripts
+from scoreboard.submissions import accept
+from tests import invariants
+from tests.conftest import reset_state
+
+LIMITS = Thresholds(rate_window=60, rate_count=5, zscore=3.5, zscore_min_samples=5, zscore_history=20,
+                    jump_top=2, jump_from_rank=5)
+
+
+@pytest.fixture
+def applier(database_url, r, settings):
+    prefix = settings.redis_prefix + "anomaly:"
+    reset_state(database_url, r, prefix)
+    engine = make_engine(settings)
+    yield Applier(engine, r, Scripts(r), Keys(prefix), settings.action_types_by_name, settings.result_ttl,
+                  settings.board_cache_ttl, LIMITS)
+    engine.dispose()
+
+
+def make_user(db, score=None):
+    with db.cursor() as cur:
+        cur.execute(
+            "INSERT INTO users (username, password_hash, current_score, score_reached_at)"
+            " VALUES (%s, 'x', %s, CASE WHEN %s THEN now() END) RETURNING id",
+            (secrets.token_hex(4), score or 0, score is not None))
+        uid = cur.fetchone()[0]
+        if score:
+            cur.execute("INSERT INTO score_history (user_id, score_change, new_score, reason)"
+                        " VALUES (%s, %s, %s, 'submission')", (uid, score, score))
+        return uid
+
+
+def submit(applier, settings, user_id, delta, action_type="tap", completed_after_ms=None):
+    record = action_tokens.issue(applier.redis, applier.keys, settings, user_id,
+                                 settings.action_types_by_name[action_type])
+    completed = record.issued_at + (completed_after_ms if completed_after_ms is not None else 60_000)
+    return accept(applier.redis, applier.scripts, applier.keys, record, delta, completed, 50)
+
+
+def apply(applier, accepted):
+    applier.apply_batch(accepted.batch_id)
+    return json.loads(applier.redis.hget(applier.keys.submission(accepted.submission_id), "result"))
+
+
+def flags(db, user_id):
+    with db.cursor() as cur:
+        cur.execute("SELECT rules, score_change, state FROM score_flags WHERE user_id = %s ORDER BY id", (user_id,))
+        return cur.fetchall()
+
+
+def test_too_fast_is_flagged_and_applied(applier, settings, db, r):
+    uid = make_user(db)
+    result = apply(applier, submit(applier, settings, uid, 5, "coin_pickup", completed_after_ms=20))
+    assert result["state"] == "applied" and result["flagged"] is True and result["score"] == 5
+    [(rules, change, state)] = flags(db, uid)
+    assert rules == {"too_fast": {"duration_ms": 20, "min_duration_ms": 100}}
+    assert (change, state) == (5, "open")
+    invariants.check(db, r, applier.keys.prefix)
+
+
+def test_submission_rate_near_the_limit(applier, settings, db, r):
+    uid = make_user(db)
+    # two batches of history, then three in one batch: the 5th in the window fires
+    for _ in range(2):
+        assert apply(applier, submit(applier, settings, uid, 1))["flagged"] is False
+    batch = [submit(applier, settings, uid, 1) for _ in range(3)]
+    applier.apply_batch(batch[0].batch_id)
+    flagged = [json.loads(r.hget(applier.keys.submission(a.submission_id), "result"))["flagged"] for a in batch]
+    assert flagged == [False, False, True]
+    [(rules, _, _)] = flags(db, uid)
+    assert rules == {"near_rate_limit": {"submissions": 5, "window_s": 60, "threshold": 5}}
+
+
+def test_delta_far_above_the_users_own_history(applier, settings, db, r):
+    uid = make_user(db)
+    for delta in (20, 22, 25, 19, 21, 23):
+        with db.cursor() as cur:  # older history, outside the rate window
+            cur.execute("INSERT INTO score_history (user_id, action_type, score_change, new_score, created_at)"
+                        " VALUES (%s, 'level_complete', %s, 0, now() - interval '1 hour')", (uid, delta))
+    # another type's history does not count for this one
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO score_history (user_id, action_type, score_change, new_score, created_at)"
+                    " VALUES (%s, 'tap', 900, 0, now() - interval '1 hour')", (uid,))
+    assert apply(applier, submit(applier, settings, uid, 25, "level_complete"))["flagged"] is False
+    assert apply(applier, submit(applier, settings, uid, 900, "level_complete"))["flagged"] is True
+    rules = flags(db, uid)[0][0]
+    assert set(rules) == {"far_above_history"}
+    figures = rules["far_above_history"]
+    assert figures["samples"] == 7 and figures["median"] == 22 and figures["zscore"] > 3.5
+
+
+def test_jump_into_the_top_from_far_below(applier, settings, db, r):
+    for score in (100, 90, 80, 70, 60, 50):
+        make_user(db, score)
+    climber, steady, near = make_user(db, 1), make_user(db, 55), make_user(db, 65)
+    # 65 is the 5th score: not far below, even though +50 lands it at the top
+    assert apply(applier, submit(applier, settings, near, 50))["flagged"] is False
+    # now 115, 100, 90, 80, 70 (5th), ...: from 1 to 201 is from far below into the top 2
+    result = apply(applier, submit(applier, settings, climber, 200))
+    assert result["flagged"] is True and result["rank"] == 1
+    rules = flags(db, climber)[0][0]
+    assert rules == {"jump_into_top": {"score_before": 1, "score_after": 201, "below_score": 70,
+                                       "top_score": 100, "from_rank": 5, "top": 2}}
+    # a climb that does not reach the top 2 is not flagged
+    assert apply(applier, submit(applier, settings, steady, 10))["flagged"] is False
+
+
+def test_a_batch_is_read_with_a_fixed_number_of_queries(applier, settings, db, r, database_url):
+    """The rules' figures are read with set-based queries: as many for 40 users as for 1."""
+    users = [make_user(db) for _ in range(40)]
+    statements = []
+    from sqlalchemy import event
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(applier.engine, "before_cursor_execute", count)
+    try:
+        apply(applier, submit(applier, settings, users[0], 1))  # the first one rebuilds the ranking
+        statements.clear()
+        apply(applier, submit(applier, settings, users[0], 1))
+        single = len(statements)
+        statements.clear()
+        batch = [submit(applier, settings, uid, 1) for uid in users]
+        applier.apply_batch(batch[0].batch_id)
+        assert len(statements) == single
+    finally:
+        event.remove(applier.engine, "before_cursor_execute", count)
