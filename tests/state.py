@@ -6,8 +6,8 @@ from scoreboard.redis_client import Keys
 
 # Redis keys that change without any request being applied: rate-limit counters (a
 # refused request is counted, on purpose), the board cache (expires and refills by
-# itself) and short locks.
-_VOLATILE = ("board:top", "board:fill", "rank:rebuild")
+# itself), short locks, and the mark the scheduler sets when it has (re)built the ranking.
+_VOLATILE = ("board:top", "board:fill", "rank:rebuild", "rank:ready")
 
 
 def _redis_value(r, key: bytes):
