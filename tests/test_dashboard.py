@@ -1,0 +1,155 @@
+"""rq-dashboard at /admin/rq/: admins only, a browser session by cookie with CSRF, and a
+real failed job requeued and deleted through the dashboard's own HTTP endpoints."""
+
+import re
+import secrets
+import time
+
+import pytest
+import requests
+from rq import Queue
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+
+from tests.client import Player
+from tests.test_admin import make_admin
+
+QUEUE = "maintenance"
+
+
+def failed_job(r, marker: str) -> str:
+    """Enqueue a job that fails until ``marker`` exists; wait until a worker failed it."""
+    job = Queue(QUEUE, connection=r).enqueue("tests.jobs.fail_until", marker, failure_ttl=600, result_ttl=600)
+    registry = FailedJobRegistry(QUEUE, connection=r)
+    deadline = time.monotonic() + 30
+    while job.id not in registry.get_job_ids():
+        assert time.monotonic() < deadline, "the job did not fail"
+        time.sleep(0.1)
+    return job.id
+
+
+def wait_status(r, job_id: str, status: str) -> None:
+    deadline = time.monotonic() + 30
+    while Job.fetch(job_id, connection=r).get_status() != status:
+        assert time.monotonic() < deadline, Job.fetch(job_id, connection=r).get_status()
+        time.sleep(0.1)
+
+
+def browser(api, admin: Player) -> requests.Session:
+    """A browser-like session: the cookies of POST /api/admin/session, no Authorization header."""
+    resp = admin.http.post(f"{api}/api/admin/session")
+    assert resp.status_code == 200 and resp.json()["dashboard_url"] == "/admin/rq/"
+    cookies = {c.name: c for c in admin.http.cookies}
+    session = cookies["sb_admin_session"]
+    assert session.path == "/admin/" and session.has_nonstandard_attr("HttpOnly")
+    assert session.get_nonstandard_attr("SameSite") == "Strict"
+    assert not cookies["_csrf_token"].has_nonstandard_attr("HttpOnly") and cookies["_csrf_token"].path == "/admin/"
+    b = requests.Session()
+    b.cookies.update(admin.http.cookies)
+    admin.http.cookies.clear()
+    return b
+
+
+def test_dashboard_needs_an_admin(api, db):
+    player = Player(api)
+    for url in ("/admin/rq/", "/admin/rq/0/data/queues.json", "/admin/rq/static/js/jquery-3.5.1.min.js"):
+        resp = requests.get(f"{api}{url}")
+        assert resp.status_code == 401 and resp.json()["error"]["code"] == "missing_token", url
+        resp = player.http.get(f"{api}{url}")
+        assert resp.status_code == 403 and resp.json()["error"]["code"] == "forbidden", url
+    resp = requests.post(f"{api}/admin/rq/job/x/requeue")
+    assert resp.status_code == 401
+    # a forged or unsigned cookie is no session
+    resp = requests.get(f"{api}/admin/rq/", cookies={"sb_admin_session": "x.y.z"})
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "invalid_token"
+
+
+def test_dashboard_pages_for_an_admin(api, db, r):
+    admin = make_admin(api, db)
+    job_id = failed_job(r, f"never:{secrets.token_hex(4)}")
+    page = admin.http.get(f"{api}/admin/rq/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "RQ dashboard" in page.text
+    csp = page.headers["Content-Security-Policy"]
+    assert re.search(r"script-src 'self' 'sha256-[A-Za-z0-9+/=]+' 'unsafe-eval'", csp), csp
+    assert "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+    for path in ("/admin/rq/0/view/jobs", "/admin/rq/0/view/workers", "/admin/rq/static/js/jquery-3.5.1.min.js",
+                 "/admin/rq/0/data/workers.json"):
+        assert admin.http.get(f"{api}{path}").status_code == 200, path
+    queues = admin.http.get(f"{api}/admin/rq/0/data/queues.json").json()["queues"]
+    assert [q["failed_job_registry_count"] for q in queues if q["name"] == QUEUE][0] >= 1
+    job = admin.http.get(f"{api}/admin/rq/0/view/job/{job_id}")
+    assert job.status_code == 200 and job_id in job.text
+
+
+def test_requeue_and_delete_a_failed_job_from_a_browser_session(api, db, r):
+    admin = make_admin(api, db)
+    b = browser(api, admin)
+    marker = f"test-marker:{secrets.token_hex(4)}"
+    job_id = failed_job(r, marker)
+
+    listed = b.get(f"{api}/admin/rq/0/data/jobs/{QUEUE}/failed/100/asc/1.json")
+    assert listed.status_code == 200 and job_id in {j["id"] for j in listed.json()["jobs"]}
+    assert b.get(f"{api}/admin/rq/0/data/job/{job_id}.json").json()["status"] == "failed"
+
+    # the dashboard's JavaScript sends X-CSRFToken from the _csrf_token cookie; without it, refused
+    url = f"{api}/admin/rq/job/{job_id}/requeue"
+    for headers in ({}, {"X-CSRFToken": "0" * 64}):
+        resp = b.post(url, headers=headers)
+        assert resp.status_code == 403 and resp.json()["error"]["code"] == "csrf_failed"
+    assert Job.fetch(job_id, connection=r).get_status() == "failed"
+
+    csrf = {"X-CSRFToken": b.cookies["_csrf_token"]}
+    r.set(marker, 1, ex=600)
+    resp = b.post(url, headers=csrf)
+    assert resp.status_code == 200 and resp.json() == {"status": "OK"}
+    wait_status(r, job_id, "finished")
+
+    doomed = failed_job(r, f"never:{secrets.token_hex(4)}")
+    resp = b.post(f"{api}/admin/rq/job/{doomed}/delete", headers=csrf)
+    assert resp.status_code == 200 and resp.json() == {"status": "OK"}
+    assert not Job.exists(doomed, connection=r)
+    assert doomed not in FailedJobRegistry(QUEUE, connection=r).get_job_ids()
+
+
+def test_bearer_requests_need_no_csrf_token(api, db, r):
+    admin = make_admin(api, db)
+    job_id = failed_job(r, f"never:{secrets.token_hex(4)}")
+    resp = admin.http.post(f"{api}/admin/rq/job/{job_id}/delete")
+    assert resp.status_code == 200 and not Job.exists(job_id, connection=r)
+
+
+def test_the_dashboard_session_ends_with_the_login_session(api, db):
+    admin = make_admin(api, db)
+    b = browser(api, admin)
+    assert b.get(f"{api}/admin/rq/0/data/queues.json").status_code == 200
+    assert admin.http.post(f"{api}/api/auth/logout").status_code == 200
+    resp = b.get(f"{api}/admin/rq/0/data/queues.json")
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "token_revoked"
+
+
+def test_a_revoked_admin_role_closes_the_dashboard(api, db):
+    admin = make_admin(api, db)
+    b = browser(api, admin)
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET is_admin = false WHERE id = %s", (admin.id,))
+    assert b.get(f"{api}/admin/rq/").status_code == 403
+
+
+@pytest.mark.parametrize("method,path,status", [
+    ("get", "/admin/rq/1/view/queues", 404),
+    ("get", "/admin/rq/0/data/jobs/maintenance/bogus/8/asc/1.json", 404),
+    ("get", "/admin/rq/0/data/jobs/maintenance/failed/0/asc/1.json", 404),
+    ("get", "/admin/rq/0/data/jobs/maintenance/failed/x/asc/1.json", 404),
+    ("get", "/admin/rq/0/data/jobs/maintenance/failed/8/sideways/1.json", 404),
+    ("get", "/admin/rq/0/data/job/no-such-job.json", 404),
+    ("get", "/admin/rq/0/view/job/no-such-job", 404),
+    ("post", "/admin/rq/job/no-such-job/requeue", 404),
+    ("get", "/admin/rq/nothing-here", 404),
+    ("delete", "/admin/rq/job/x/delete", 405),
+])
+def test_dashboard_errors_are_json_not_500(method, path, status, api, db):
+    admin = make_admin(api, db)
+    resp = admin.http.request(method, f"{api}{path}")
+    assert resp.status_code == status, resp.text
+    assert resp.json()["error"]["code"]
