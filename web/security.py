@@ -8,6 +8,8 @@
 - ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy:
   no-referrer``, ``Cross-Origin-Opener-Policy: same-origin`` everywhere;
   ``Strict-Transport-Security`` when ``HSTS_MAX_AGE`` > 0 (the production default).
+- A chunked request body over ``MAX_CONTENT_LENGTH`` is refused with 413, like one
+  whose ``Content-Length`` says so.
 - CORS on ``/api/`` for the origins in ``CORS_ORIGINS`` only (exact match, or ``*``);
   no credentials: the API takes Bearer tokens, not cookies.
 """
@@ -16,9 +18,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import re
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard.settings import Settings
@@ -107,11 +110,37 @@ def _cors(origins: tuple[str, ...]):
     return add
 
 
+def _limit_chunked_body() -> None:
+    """413 for a chunked body over ``MAX_CONTENT_LENGTH``.
+
+    Werkzeug checks ``Content-Length`` itself, but a chunked body has none: it would read
+    such a body only up to the limit and silently drop the rest (a truncated body that
+    may even parse). Read it here instead, one byte past the limit at most.
+    """
+    limit = request.max_content_length
+    if limit is None or request.content_length is not None:
+        return
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return
+    raw = request.environ["wsgi.input"]
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = raw.read(min(65536, limit + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        abort(413)
+    request.environ["wsgi.input"] = io.BytesIO(bytes(body))
+    request.environ["CONTENT_LENGTH"] = str(len(body))
+
+
 def install(app: Flask, settings: Settings) -> None:
     """Add the headers and CORS to every response of ``app``; trust the configured proxies."""
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+    app.before_request(_limit_chunked_body)
     app.after_request(_security_headers(settings))
     if settings.cors_origins:
         app.after_request(_cors(settings.cors_origins))

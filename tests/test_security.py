@@ -1,0 +1,258 @@
+"""Security around the API: headers on every response, CORS, size and type limits in the
+contract's error shape, JWTs with one fixed algorithm, secrets required in production,
+and the rate limits on login, registration and action tokens."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+
+import jwt as pyjwt
+import pytest
+import requests
+
+from scoreboard.settings import Settings, SettingsError
+from tests import processes, state
+from tests.client import Player
+from tests.conftest import LOG_DIR
+
+ORIGIN = "https://play.example"
+STRICT = {
+    "CORS_ORIGINS": f"{ORIGIN}, https://admin.example",
+    "HSTS_MAX_AGE": "600",
+    "RATE_LIMIT_LOGIN": "3 per minute",
+    "RATE_LIMIT_REGISTER": "3 per minute",
+    "RATE_LIMIT_ACTIONS": "3 per minute",
+}
+
+
+@pytest.fixture(scope="module")
+def strict_web(stack, base_env):
+    """A web process on the same services with CORS, HSTS and small limits."""
+    proc, base = processes.start_web({**base_env, **STRICT}, LOG_DIR, workers=1)
+    yield base
+    proc.stop()
+
+
+@pytest.fixture
+def strict(api, strict_web):
+    return strict_web
+
+
+def assert_security_headers(resp):
+    h = resp.headers
+    assert h["X-Content-Type-Options"] == "nosniff"
+    assert h["X-Frame-Options"] == "DENY"
+    assert h["Referrer-Policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
+
+
+def assert_error(resp, status, code):
+    assert resp.status_code == status, resp.text
+    assert resp.headers["Content-Type"] == "application/json"
+    body = resp.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+    assert_security_headers(resp)
+
+
+def test_security_headers_on_every_kind_of_response(api):
+    p = Player(api)
+    for resp in (requests.get(f"{api}/api/scoreboard"), requests.get(f"{api}/healthz"),
+                 requests.get(f"{api}/api/openapi.json"), requests.get(f"{api}/nowhere"),
+                 requests.delete(f"{api}/api/scoreboard"), p.http.get(f"{api}/api/users/me"),
+                 requests.get(f"{api}/api/users/me"), p.http.post(f"{api}/api/actions", json={"x": 1})):
+        assert_security_headers(resp)
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert "Strict-Transport-Security" not in resp.headers  # off outside production unless configured
+
+
+def test_hsts_when_configured(strict):
+    assert requests.get(f"{strict}/healthz").headers["Strict-Transport-Security"] == "max-age=600; includeSubDomains"
+
+
+def test_cors_for_configured_origins_only(strict):
+    preflight = requests.options(f"{strict}/api/score/update", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert preflight.status_code == 200
+    h = preflight.headers
+    assert h["Access-Control-Allow-Origin"] == ORIGIN and "Origin" in h["Vary"]
+    assert "POST" in h["Access-Control-Allow-Methods"]
+    assert {"authorization", "content-type", "prefer"} <= {x.strip().lower()
+                                                           for x in h["Access-Control-Allow-Headers"].split(",")}
+    assert "Access-Control-Allow-Credentials" not in h
+    board = requests.get(f"{strict}/api/scoreboard", headers={"Origin": ORIGIN})
+    assert board.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Retry-After" in board.headers["Access-Control-Expose-Headers"]
+    stranger = requests.get(f"{strict}/api/scoreboard", headers={"Origin": "https://evil.example"})
+    assert stranger.status_code == 200 and "Access-Control-Allow-Origin" not in stranger.headers
+    # the API only: not the operators' endpoints, not the dashboard
+    for path in ("/healthz", "/admin/rq/"):
+        assert "Access-Control-Allow-Origin" not in requests.get(f"{strict}{path}", headers={"Origin": ORIGIN}).headers
+
+
+def test_no_cors_without_configuration(api):
+    resp = requests.get(f"{api}/api/scoreboard", headers={"Origin": ORIGIN})
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+POSTS = ["/api/auth/register", "/api/auth/login", "/api/actions", "/api/score/update",
+         "/api/admin/flags/1/resolve"]
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_body_limits_and_types_on_every_post(path, api, db, r, settings):
+    admin = Player(api)
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET is_admin = true WHERE id = %s", (admin.id,))
+    url = f"{api}{path}"
+    before = state.snapshot(db, r, settings.redis_prefix)
+    big = b'{"a":"' + b"x" * (settings.max_content_length + 10) + b'"}'
+    assert_error(admin.http.post(url, data=big, headers={"Content-Type": "application/json"}), 413,
+                 "payload_too_large")
+
+    def chunks():
+        for _ in range(settings.max_content_length // 1000 + 2):
+            yield b"x" * 1000
+
+    assert_error(admin.http.post(url, data=chunks(), headers={"Content-Type": "application/json"}), 413,
+                 "payload_too_large")
+    assert_error(admin.http.post(url, data="username=a", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+                 415, "unsupported_media_type")
+    assert_error(admin.http.post(url, data=b"{}", headers={"Content-Type": "text/plain"}), 415,
+                 "unsupported_media_type")
+    assert_error(admin.http.post(url, data=b"{nope", headers={"Content-Type": "application/json"}), 400,
+                 "malformed_json")
+    assert_error(admin.http.post(url, data=b"\xff\xfe{}", headers={"Content-Type": "application/json"}), 400,
+                 "malformed_json")
+    resp = admin.http.post(url, json={"surprise": 1})
+    assert_error(resp, 422, "invalid_request")
+    assert "surprise" in resp.json()["error"]["fields"]
+    assert state.snapshot(db, r, settings.redis_prefix) == before
+
+
+@pytest.mark.parametrize("method,path,status,code", [
+    ("get", "/nowhere", 404, "not_found"),
+    ("post", "/api/scoreboard", 405, "method_not_allowed"),
+    ("put", "/api/score/update", 405, "method_not_allowed"),
+    ("get", "/api/auth/login", 405, "method_not_allowed"),
+    ("delete", "/api/admin/flags", 405, "method_not_allowed"),
+    ("get", "/api/admin/users/1/ban", 405, "method_not_allowed"),
+    ("get", "/api/scoreboard?limit=1000", 422, "invalid_request"),
+])
+def test_routing_errors_in_the_contract_shape(method, path, status, code, api):
+    resp = requests.request(method, f"{api}{path}")
+    assert_error(resp, status, code)
+    if status == 405:
+        assert resp.headers["Allow"]
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_jwts_with_another_algorithm_or_a_tampered_payload_are_refused(api, settings):
+    p, other = Player(api), Player(api)
+    token = p.tokens["access_token"]
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    cases = {
+        "HS512 with the right key": pyjwt.encode(claims, settings.jwt_secret_key, algorithm="HS512"),
+        "alg none": pyjwt.encode(claims, None, algorithm="none"),
+        "another user's id, the original signature": ".".join(
+            [token.split(".")[0], _b64({**claims, "sub": str(other.id)}), token.split(".")[2]]),
+        "header says none, signature kept": ".".join([_b64({"alg": "none", "typ": "JWT"}), *token.split(".")[1:]]),
+        "signature dropped": ".".join(token.split(".")[:2]) + ".",
+        "a refresh token as access token": p.tokens["refresh_token"],
+    }
+    for name, forged in cases.items():
+        resp = requests.get(f"{api}/api/users/me", headers={"Authorization": f"Bearer {forged}"})
+        assert_error(resp, 401, "invalid_token")
+        resp = requests.post(f"{api}/api/actions", json={"action_type": "tap"},
+                             headers={"Authorization": f"Bearer {forged}"})
+        assert resp.status_code == 401, name
+    assert requests.get(f"{api}/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+PROD = {"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x", "SCOREBOARD_ENV": "production"}
+
+
+@pytest.mark.parametrize("env,message", [
+    ({}, "missing SECRET_KEY"),
+    ({"SECRET_KEY": "dev"}, "SECRET_KEY is too weak"),
+    ({"SECRET_KEY": "changeme"}, "SECRET_KEY is too weak"),
+    ({"SECRET_KEY": "s" * 31}, "SECRET_KEY is too weak"),
+    ({"SECRET_KEY": "s" * 48, "JWT_SECRET_KEY": "secret"}, "JWT_SECRET_KEY is too weak"),
+])
+def test_production_refuses_missing_or_weak_secrets(env, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({**PROD, **env})
+
+
+def test_production_defaults_are_the_safe_ones():
+    settings = Settings.from_env({**PROD, "SECRET_KEY": "s" * 48})
+    assert settings.hsts_max_age >= 31536000 and settings.admin_cookie_secure and settings.cors_origins == ()
+    assert Settings.from_env({**PROD, "SECRET_KEY": "s" * 48, "SCOREBOARD_ENV": "test"}).hsts_max_age == 0
+
+
+def test_the_web_process_does_not_start_with_a_default_secret():
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "JWT_SECRET_KEY")}
+    env.update(PROD, SECRET_KEY="changeme")
+    done = subprocess.run([sys.executable, "-c", "import web.wsgi"], cwd=processes.ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "SECRET_KEY is too weak for production" in done.stderr
+
+
+# --- rate limits (the submission limit is in tests/test_submit.py) -------------------
+
+def assert_limited(resp):
+    assert_error(resp, 429, "rate_limited")
+    assert 0 < int(resp.headers["Retry-After"]) <= 60
+
+
+def test_login_attempts_are_limited_per_address(strict, db, r, settings):
+    p = Player(strict)  # one login
+    for _ in range(2):
+        resp = requests.post(f"{strict}/api/auth/login", json={"username": p.username, "password": "guess-guess"})
+        assert resp.status_code == 401
+    # the 4th attempt in a minute is refused even with the right password
+    assert_limited(requests.post(f"{strict}/api/auth/login", json={"username": p.username, "password": p.password}))
+    assert_limited(requests.post(f"{strict}/api/auth/login", json={"username": "other", "password": "whatever1"}))
+
+
+def test_registration_is_limited_per_address(strict, db, r, settings):
+    for i in range(3):
+        resp = requests.post(f"{strict}/api/auth/register", json={"username": f"reg_{i}", "password": "12345678"})
+        assert resp.status_code == 201
+    before = state.snapshot(db, r, settings.redis_prefix)
+    assert_limited(requests.post(f"{strict}/api/auth/register", json={"username": "reg_x", "password": "12345678"}))
+    assert state.snapshot(db, r, settings.redis_prefix) == before
+
+
+def test_action_tokens_are_limited_per_user(strict, api, db, r, settings):
+    p, other = Player(api), Player(api)  # registered on the main web: the strict one limits registration
+    for _ in range(3):
+        assert p.http.post(f"{strict}/api/actions", json={"action_type": "tap"}).status_code == 201
+    before = state.snapshot(db, r, settings.redis_prefix)
+    assert_limited(p.http.post(f"{strict}/api/actions", json={"action_type": "tap"}))
+    assert state.snapshot(db, r, settings.redis_prefix) == before
+    # per user, not per address: another user from the same address is not limited
+    assert other.http.post(f"{strict}/api/actions", json={"action_type": "tap"}).status_code == 201
+
+
+def test_chunked_bodies_are_read_whole_or_refused(api, db, r, settings):
+    p = Player(api)
+    url = f"{api}/api/actions"
+
+    def chunked(*parts):
+        return (part for part in parts)
+
+    # within the limit: read whole, as with a Content-Length
+    ok = p.http.post(url, data=chunked(b'{"action_type"', b': "tap"}'), headers={"Content-Type": "application/json"})
+    assert ok.status_code == 201, ok.text
+    # over the limit, even when the first MAX_CONTENT_LENGTH bytes alone would parse
+    before = state.snapshot(db, r, settings.redis_prefix)
+    padding = b" " * (settings.max_content_length + 10)
+    resp = p.http.post(url, data=chunked(b'{"action_type": "tap"}', padding), headers={"Content-Type": "application/json"})
+    assert_error(resp, 413, "payload_too_large")
+    assert state.snapshot(db, r, settings.redis_prefix) == before
