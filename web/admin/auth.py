@@ -78,16 +78,19 @@ def dashboard_admin() -> int:
             answered 401 by the JWT callbacks.
         Refused: ``csrf_failed`` or ``forbidden`` (403).
     """
-    if request.headers.get("Authorization"):
-        verify_jwt_in_request(locations=["headers"])
-        return require_admin(int(get_jwt()["sub"]))
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        raise NoAuthorizationError("Missing the admin session cookie")
-    claims = decode_token(token)
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme != "Bearer" or not token.strip():
+            raise NoAuthorizationError("Expected Authorization: Bearer <jwt>")
+    else:
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise NoAuthorizationError("Missing the admin session cookie")
+    claims = decode_token(token.strip())
     verify_token_type(claims, refresh=False)
     verify_token_not_blocklisted({}, claims)
-    if request.method not in SAFE_METHODS:
+    if not header and request.method not in SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(given.encode(), csrf_token(claims["jti"]).encode()):
             raise Refused("csrf_failed", "The X-CSRFToken header is missing or wrong.")
