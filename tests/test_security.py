@@ -256,3 +256,6 @@ def test_chunked_bodies_are_read_whole_or_refused(api, db, r, settings):
     resp = p.http.post(url, data=chunked(b'{"action_type": "tap"}', padding), headers={"Content-Type": "application/json"})
     assert_error(resp, 413, "payload_too_large")
     assert state.snapshot(db, r, settings.redis_prefix) == before
+    # the contract's order: an unauthenticated caller hears 401 first, whatever the body
+    resp = requests.post(url, data=chunked(b"{}", padding), headers={"Content-Type": "application/json"})
+    assert_error(resp, 401, "missing_token")

@@ -21,7 +21,7 @@ import hashlib
 import io
 import re
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard.settings import Settings
@@ -111,28 +111,31 @@ def _cors(origins: tuple[str, ...]):
 
 
 def _limit_chunked_body() -> None:
-    """413 for a chunked body over ``MAX_CONTENT_LENGTH``.
+    """Make a chunked body over ``MAX_CONTENT_LENGTH`` a 413, like one whose
+    ``Content-Length`` says so.
 
     Werkzeug checks ``Content-Length`` itself, but a chunked body has none: it would read
     such a body only up to the limit and silently drop the rest (a truncated body that
-    may even parse). Read it here instead, one byte past the limit at most.
+    may even parse). So the body is read here, one byte past the limit at most, and handed
+    on with its length; an oversized one then fails when the view reads it, in the
+    contract's order of checks (JWT and rate limit first).
     """
     limit = request.max_content_length
-    if limit is None or request.content_length is not None:
+    environ = request.environ
+    if limit is None or environ.get("CONTENT_LENGTH"):
         return
-    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         return
-    raw = request.environ["wsgi.input"]
+    raw = environ["wsgi.input"]
     body = bytearray()
     while len(body) <= limit:
         chunk = raw.read(min(65536, limit + 1 - len(body)))
         if not chunk:
             break
         body += chunk
-    if len(body) > limit:
-        abort(413)
-    request.environ["wsgi.input"] = io.BytesIO(bytes(body))
-    request.environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input"] = io.BytesIO(bytes(body))
+    environ["CONTENT_LENGTH"] = str(len(body))
+    del environ["HTTP_TRANSFER_ENCODING"]  # de-chunked now: werkzeug ignores a length beside "chunked"
 
 
 def install(app: Flask, settings: Settings) -> None:
