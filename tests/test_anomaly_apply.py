@@ -2,52 +2,18 @@
 the figures they read, the flags they write, and that a flagged submission is applied."""
 
 import json
-import secrets
 
 import pytest
 
-from scoreboard import action_tokens
-from scoreboard.anomaly import Thresholds
-from scoreboard.apply import Applier
-from scoreboard.db import make_engine
-from scoreboard.redis_client import Keys
-from scoreboard.scripts import Scripts
-from scoreboard.submissions import accept
 from tests import invariants
-from tests.conftest import reset_state
-
-LIMITS = Thresholds(rate_window=60, rate_count=5, zscore=3.5, zscore_min_samples=5, zscore_history=20,
-                    jump_top=2, jump_from_rank=5)
+from tests.domain import make_user, new_applier, submit
 
 
 @pytest.fixture
 def applier(database_url, r, settings):
-    prefix = settings.redis_prefix + "anomaly:"
-    reset_state(database_url, r, prefix)
-    engine = make_engine(settings)
-    yield Applier(engine, r, Scripts(r), Keys(prefix), settings.action_types_by_name, settings.result_ttl,
-                  settings.board_cache_ttl, LIMITS)
-    engine.dispose()
-
-
-def make_user(db, score=None):
-    with db.cursor() as cur:
-        cur.execute(
-            "INSERT INTO users (username, password_hash, current_score, score_reached_at)"
-            " VALUES (%s, 'x', %s, CASE WHEN %s THEN now() END) RETURNING id",
-            (secrets.token_hex(4), score or 0, score is not None))
-        uid = cur.fetchone()[0]
-        if score:
-            cur.execute("INSERT INTO score_history (user_id, score_change, new_score, reason)"
-                        " VALUES (%s, %s, %s, 'submission')", (uid, score, score))
-        return uid
-
-
-def submit(applier, settings, user_id, delta, action_type="tap", completed_after_ms=None):
-    record = action_tokens.issue(applier.redis, applier.keys, settings, user_id,
-                                 settings.action_types_by_name[action_type])
-    completed = record.issued_at + (completed_after_ms if completed_after_ms is not None else 60_000)
-    return accept(applier.redis, applier.scripts, applier.keys, record, delta, completed, 50)
+    applier = new_applier(database_url, r, settings, "anomaly")
+    yield applier
+    applier.engine.dispose()
 
 
 def apply(applier, accepted):

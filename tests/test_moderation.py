@@ -10,11 +10,18 @@ from scoreboard.errors import Refused
 from scoreboard.moderation import Moderator
 from scoreboard.submissions import load_many
 from tests import invariants
-from tests.test_anomaly_apply import applier, make_user, submit  # noqa: F401  (fixture)
+from tests.domain import make_user, new_applier, submit
 
 
 @pytest.fixture
-def moderator(applier):  # noqa: F811
+def applier(database_url, r, settings):
+    applier = new_applier(database_url, r, settings, "moderation")
+    yield applier
+    applier.engine.dispose()
+
+
+@pytest.fixture
+def moderator(applier):
     return Moderator(applier.engine, applier.redis, applier.scripts, applier.keys, 60, 5)
 
 
@@ -29,7 +36,7 @@ def history(db, uid):
         return cur.fetchall()
 
 
-def test_ban_and_unban_write_history_and_move_the_ranking(applier, moderator, settings, db, r):  # noqa: F811
+def test_ban_and_unban_write_history_and_move_the_ranking(applier, moderator, settings, db, r):
     admin, uid = make_user(db), make_user(db)
     applier.apply_batch(submit(applier, settings, uid, 7).batch_id)
     assert uid in ranked(r, applier.keys)
@@ -45,7 +52,7 @@ def test_ban_and_unban_write_history_and_move_the_ranking(applier, moderator, se
     invariants.check(db, r, applier.keys.prefix)
 
 
-def test_a_submission_accepted_before_the_ban_is_rejected_by_the_worker(applier, moderator, settings, db, r):  # noqa: F811,E501
+def test_a_submission_accepted_before_the_ban_is_rejected_by_the_worker(applier, moderator, settings, db, r):
     admin, uid = make_user(db), make_user(db)
     accepted = submit(applier, settings, uid, 5)
     moderator.ban(uid, admin)
@@ -56,7 +63,7 @@ def test_a_submission_accepted_before_the_ban_is_rejected_by_the_worker(applier,
     invariants.check(db, r, applier.keys.prefix)
 
 
-def test_a_batch_committed_before_the_ban_cannot_bring_the_user_back(applier, moderator, settings, db, r):  # noqa: F811,E501
+def test_a_batch_committed_before_the_ban_cannot_bring_the_user_back(applier, moderator, settings, db, r):
     admin, uid = make_user(db), make_user(db)
     applier.apply_batch(submit(applier, settings, uid, 1).batch_id)  # the ranking is ready
     accepted = submit(applier, settings, uid, 5)
@@ -69,7 +76,7 @@ def test_a_batch_committed_before_the_ban_cannot_bring_the_user_back(applier, mo
     invariants.check(db, r, applier.keys.prefix)
 
 
-def test_revert_takes_the_points_back_once(applier, moderator, settings, db, r):  # noqa: F811
+def test_revert_takes_the_points_back_once(applier, moderator, settings, db, r):
     admin, uid = make_user(db), make_user(db)
     applier.apply_batch(submit(applier, settings, uid, 3).batch_id)
     applier.apply_batch(submit(applier, settings, uid, 8, "coin_pickup", completed_after_ms=1).batch_id)
@@ -90,7 +97,7 @@ def test_revert_takes_the_points_back_once(applier, moderator, settings, db, r):
     invariants.check(db, r, applier.keys.prefix)
 
 
-def test_revert_of_a_banned_users_flag_keeps_them_off_the_board(applier, moderator, settings, db, r):  # noqa: F811
+def test_revert_of_a_banned_users_flag_keeps_them_off_the_board(applier, moderator, settings, db, r):
     admin, uid = make_user(db), make_user(db)
     applier.apply_batch(submit(applier, settings, uid, 8, "coin_pickup", completed_after_ms=1).batch_id)
     moderator.ban(uid, admin)
@@ -102,7 +109,7 @@ def test_revert_of_a_banned_users_flag_keeps_them_off_the_board(applier, moderat
     invariants.check(db, r, applier.keys.prefix)
 
 
-def test_refusals(applier, moderator, settings, db):  # noqa: F811
+def test_refusals(applier, moderator, settings, db):
     admin = make_user(db)
     for call, code in ((lambda: moderator.ban(admin, admin), "cannot_ban_self"),
                        (lambda: moderator.ban(10**12, admin), "not_found"),
@@ -113,7 +120,7 @@ def test_refusals(applier, moderator, settings, db):  # noqa: F811
         assert refused.value.code == code
 
 
-def test_ban_list_is_restored_with_the_ranking(applier, moderator, settings, db, r):  # noqa: F811
+def test_ban_list_is_restored_with_the_ranking(applier, moderator, settings, db, r):
     admin, uid = make_user(db), make_user(db)
     applier.apply_batch(submit(applier, settings, uid, 2).batch_id)
     moderator.ban(uid, admin)

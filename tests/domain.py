@@ -1,0 +1,47 @@
+"""The apply stage without HTTP: an Applier on its own Redis prefix, users made in SQL,
+submissions accepted as the web accepts them."""
+
+import secrets
+
+from scoreboard import action_tokens
+from scoreboard.anomaly import Thresholds
+from scoreboard.apply import Applier
+from scoreboard.db import make_engine
+from scoreboard.redis_client import Keys
+from scoreboard.scripts import Scripts
+from scoreboard.submissions import accept
+from tests.conftest import reset_state
+
+LIMITS = Thresholds(rate_window=60, rate_count=5, zscore=3.5, zscore_min_samples=5, zscore_history=20,
+                    jump_top=2, jump_from_rank=5)
+
+
+def new_applier(database_url, r, settings, name: str) -> Applier:
+    """An Applier with small anomaly thresholds (``LIMITS``) on an emptied prefix of its own."""
+    prefix = f"{settings.redis_prefix}{name}:"
+    reset_state(database_url, r, prefix)
+    return Applier(make_engine(settings), r, Scripts(r), Keys(prefix), settings.action_types_by_name,
+                   settings.result_ttl, settings.board_cache_ttl, LIMITS)
+
+
+def make_user(db, score=None):
+    """A user made in SQL; with ``score``, on the board with one history row of it."""
+    with db.cursor() as cur:
+        cur.execute(
+            "INSERT INTO users (username, password_hash, current_score, score_reached_at)"
+            " VALUES (%s, 'x', %s, CASE WHEN %s THEN now() END) RETURNING id",
+            (secrets.token_hex(4), score or 0, score is not None))
+        uid = cur.fetchone()[0]
+        if score:
+            cur.execute("INSERT INTO score_history (user_id, score_change, new_score, reason)"
+                        " VALUES (%s, %s, %s, 'submission')", (uid, score, score))
+        return uid
+
+
+def submit(applier, settings, user_id, delta, action_type="tap", completed_after_ms=None):
+    """Issue a token and accept a submission for it, as the web does (completed after 60 s
+    unless ``completed_after_ms`` says otherwise)."""
+    record = action_tokens.issue(applier.redis, applier.keys, settings, user_id,
+                                 settings.action_types_by_name[action_type])
+    completed = record.issued_at + (completed_after_ms if completed_after_ms is not None else 60_000)
+    return accept(applier.redis, applier.scripts, applier.keys, record, delta, completed, 50)
