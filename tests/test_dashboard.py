@@ -105,6 +105,10 @@ def test_requeue_and_delete_a_failed_job_from_a_browser_session(api, db, r):
     assert resp.status_code == 200 and resp.json() == {"status": "OK"}
     wait_status(r, job_id, "finished")
 
+    # "requeue all" answers GET too: a cookie session needs the CSRF token there as well
+    resp = b.get(f"{api}/admin/rq/requeue/{QUEUE}")
+    assert resp.status_code == 403 and resp.json()["error"]["code"] == "csrf_failed"
+
     doomed = failed_job(r, f"never:{secrets.token_hex(4)}")
     resp = b.post(f"{api}/admin/rq/job/{doomed}/delete", headers=csrf)
     assert resp.status_code == 200 and resp.json() == {"status": "OK"}

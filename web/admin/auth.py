@@ -70,8 +70,11 @@ def csrf_token(jti: str) -> str:
     return hmac.new(key, f"rq-dashboard-csrf:{jti}".encode(), hashlib.sha256).hexdigest()
 
 
-def dashboard_admin() -> int:
+def dashboard_admin(changes_state: bool) -> int:
     """Authenticate a dashboard request by Bearer header or session cookie; return the admin's id.
+
+    Args:
+        changes_state: the request changes something, so a cookie session needs its CSRF token.
 
     Raises:
         NoAuthorizationError, InvalidTokenError, ExpiredSignatureError, RevokedTokenError:
@@ -90,7 +93,7 @@ def dashboard_admin() -> int:
     claims = decode_token(token.strip())
     verify_token_type(claims, refresh=False)
     verify_token_not_blocklisted({}, claims)
-    if not header and request.method not in SAFE_METHODS:
+    if not header and changes_state:
         given = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(given.encode(), csrf_token(claims["jti"]).encode()):
             raise Refused("csrf_failed", "The X-CSRFToken header is missing or wrong.")

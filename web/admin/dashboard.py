@@ -15,11 +15,13 @@ from flask import Flask, abort, g, request, send_from_directory
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq_dashboard.web import setup_rq_connection
 
-from web.admin.auth import dashboard_admin
+from web.admin.auth import SAFE_METHODS, dashboard_admin
 from web.errors import error_response
 
 PREFIX = "/admin/rq"
 _REGISTRIES = {"queued", "failed", "deferred", "started", "finished", "scheduled", "canceled"}
+# rq-dashboard's "requeue all" also answers GET: it needs the CSRF token all the same.
+_CHANGES_ON_GET = {"rq_dashboard.requeue_all"}
 _NUMBER = re.compile(r"^[1-9][0-9]{0,5}$")
 
 
@@ -40,7 +42,7 @@ def _check_view_args(args: dict) -> None:
 
 def _guard():
     if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
-        dashboard_admin()
+        dashboard_admin(request.method not in SAFE_METHODS or request.endpoint in _CHANGES_ON_GET)
         _check_view_args(request.view_args or {})
         g.csp_relax = {"script-src": ("'unsafe-eval'",), "style-src": ("'unsafe-inline'",)}
 
