@@ -97,6 +97,8 @@ class Settings:
     max_content_length: int = 16 * 1024
     prefer_wait_max: float = 10.0
     batch_max: int = 200
+    # Most accepted submissions waiting to be applied; beyond it submit answers 503.
+    pending_cap: int = 100_000
     apply_job_timeout: int = 30
     result_ttl: int = 24 * 3600
     board_cache_ttl: int = 5
@@ -166,6 +168,7 @@ class Settings:
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", cls.max_content_length, 256),
             prefer_wait_max=min(_float(env, "PREFER_WAIT_MAX", cls.prefer_wait_max), 10.0),
             batch_max=_int(env, "BATCH_MAX", cls.batch_max, 1),
+            pending_cap=_int(env, "PENDING_CAP", cls.pending_cap, 0),
             apply_job_timeout=_int(env, "APPLY_JOB_TIMEOUT", cls.apply_job_timeout, 1),
             result_ttl=_int(env, "RESULT_TTL", cls.result_ttl, 1),
             board_cache_ttl=_int(env, "BOARD_CACHE_TTL", cls.board_cache_ttl, 1),
