@@ -52,3 +52,54 @@ class OwnRedis:
     def close(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of the test's own, run as the ``postgres`` system user."""
+
+    def __init__(self):
+        import glob
+        import pwd
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        assert bins, "PostgreSQL server binaries are needed for this test"
+        self.bin = bins[-1]
+        self.user = pwd.getpwnam("postgres")
+        self.dir = tempfile.mkdtemp(prefix="sb-pg-")
+        os.chmod(self.dir, 0o755)
+        os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        subprocess.run([f"{self.bin}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres"], check=True,
+                       user=self.user.pw_uid, group=self.user.pw_gid, capture_output=True, cwd=self.dir)
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.start()
+
+    def start(self) -> None:
+        import psycopg2
+
+        self.proc = subprocess.Popen(
+            [f"{self.bin}/postgres", "-D", self.data, "-p", str(self.port), "-k", self.dir,
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+            user=self.user.pw_uid, group=self.user.pw_gid, cwd=self.dir,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                psycopg2.connect(self.url, connect_timeout=1).close()
+                return
+            except psycopg2.OperationalError:
+                time.sleep(0.1)
+        raise RuntimeError("own PostgreSQL did not start")
+
+    def stop(self) -> None:
+        """Fast shutdown: open transactions roll back, clients are disconnected."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+            self.proc.wait(30)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,14 +1,20 @@
 """Faults with real processes: Redis restarted, workers stopped, the queue full."""
 
+import os
 import time
 
+import psycopg2
 import pytest
 import redis as redis_lib
+import requests
+from rq.registry import FailedJobRegistry
+
+from scoreboard.__main__ import migrate
 
 from tests import invariants, processes
 from tests.client import Player
 from tests.conftest import LOG_DIR, reset_state
-from tests.own_servers import OwnRedis
+from tests.own_servers import OwnPostgres, OwnRedis
 
 
 @pytest.fixture
@@ -72,3 +78,44 @@ def test_queue_beyond_its_cap_answers_503_with_retry_after(base_env, database_ur
     finally:
         web.stop()
         server.close()
+
+
+def test_postgresql_restart_loses_nothing(base_env, db):
+    pg, rs = OwnPostgres(), OwnRedis()
+    env = {**base_env, "DATABASE_URL": pg.url, "REDIS_URL": rs.url}
+    os.environ["DATABASE_URL"] = pg.url
+    migrate()
+    os.environ["DATABASE_URL"] = base_env["DATABASE_URL"]
+    web, base = processes.start_web(env, LOG_DIR, workers=1)
+    workers = [processes.start_worker(env, LOG_DIR) for _ in range(2)]
+    try:
+        players = [Player(base) for _ in range(4)]
+        accepted = set()
+
+        def burst(n):
+            for i in range(n):
+                p = players[i % len(players)]
+                action = p.start()
+                resp = p.submit(action, 3)
+                assert resp.status_code == 202, resp.text
+                accepted.add(action["action_token"])
+
+        burst(20)
+        pg.stop()
+        burst(20)  # accepted while PostgreSQL is down: the web does not need it to accept
+        assert requests.get(f"{base}/readyz").status_code == 503
+        time.sleep(3)
+        pg.start()
+        burst(20)
+        client = redis_lib.Redis.from_url(rs.url)
+        invariants.wait_until_settled(client, env["REDIS_PREFIX"], timeout=120)
+        own = psycopg2.connect(pg.url)
+        own.autocommit = True
+        invariants.check(own, client, env["REDIS_PREFIX"], accepted)
+        own.close()
+        assert FailedJobRegistry("scores", connection=client).count == 0
+    finally:
+        for proc in [web, *workers]:
+            proc.stop()
+        pg.close()
+        rs.close()
