@@ -75,8 +75,15 @@ def start_web(env: dict, log_dir: Path, workers: int = 2, port: int | None = Non
     return proc, base
 
 
-def start_worker(env: dict, log_dir: Path) -> Process:
-    return Process("worker", [sys.executable, "-m", "workers"], env, log_dir)
+def start_worker(env: dict, log_dir: Path, timeout: float = 30) -> Process:
+    """Start ``python -m workers`` and wait until it listens on its queues."""
+    proc = Process("worker", [sys.executable, "-m", "workers"], env, log_dir)
+    deadline = time.monotonic() + timeout
+    while "Listening on" not in proc.output():
+        if not proc.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not start:\n{proc.output()[-3000:]}")
+        time.sleep(0.05)
+    return proc
 
 
 def start_scheduler(env: dict, log_dir: Path) -> Process:
