@@ -106,6 +106,9 @@ class Settings:
     argon2_memory_kib: int = 19 * 1024
     argon2_parallelism: int = 1
     db_pool_size: int = 10
+    # Read replicas for read-only queries, and how much replay lag each may have.
+    database_replica_urls: tuple[str, ...] = ()
+    replica_max_lag_s: float = 5.0
     log_level: str = "INFO"
 
     @property
@@ -176,5 +179,10 @@ class Settings:
             argon2_memory_kib=_int(env, "ARGON2_MEMORY_KIB", cls.argon2_memory_kib, 8),
             argon2_parallelism=_int(env, "ARGON2_PARALLELISM", cls.argon2_parallelism, 1),
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1),
+            database_replica_urls=tuple(
+                u.strip().replace("postgres://", "postgresql://", 1)
+                for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()
+            ),
+            replica_max_lag_s=_float(env, "REPLICA_MAX_LAG", cls.replica_max_lag_s),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
         )

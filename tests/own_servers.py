@@ -55,9 +55,10 @@ class OwnRedis:
 
 
 class OwnPostgres:
-    """A PostgreSQL cluster of the test's own, run as the ``postgres`` system user."""
+    """A PostgreSQL cluster of the test's own, run as the ``postgres`` system user;
+    with ``primary``, a streaming replica of it (pg_basebackup)."""
 
-    def __init__(self):
+    def __init__(self, primary: "OwnPostgres | None" = None):
         import glob
         import pwd
 
@@ -71,8 +72,13 @@ class OwnPostgres:
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
-        subprocess.run([f"{self.bin}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres"], check=True,
-                       user=self.user.pw_uid, group=self.user.pw_gid, capture_output=True, cwd=self.dir)
+        if primary is None:
+            command = [f"{self.bin}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres"]
+        else:
+            command = [f"{self.bin}/pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                       "-D", self.data, "-R", "-X", "stream"]
+        subprocess.run(command, check=True, user=self.user.pw_uid, group=self.user.pw_gid, capture_output=True,
+                       cwd=self.dir)
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self.start()
 
