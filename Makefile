@@ -33,6 +33,7 @@ run: $(STAMP)
 	  exec honcho start -f Procfile -p $${PORT:-8000} $(PROCESSES)'
 
 test: $(TEST_STAMP)
+	@bash tools/system_packages.sh
 	@$(PY) tools/devenv.py run --purpose test -- sh -c '\
 	  export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
 	  python -m pytest $(PYTEST_ARGS)'

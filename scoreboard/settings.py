@@ -107,6 +107,8 @@ class Settings:
     argon2_parallelism: int = 1
     db_pool_size: int = 10
     # Read replicas for read-only queries, and how much replay lag each may have.
+    # How many proxies in front of the app to trust for X-Forwarded-For/-Proto (nginx: 1).
+    trusted_proxies: int = 0
     database_replica_urls: tuple[str, ...] = ()
     replica_max_lag_s: float = 5.0
     log_level: str = "INFO"
@@ -183,6 +185,7 @@ class Settings:
                 u.strip().replace("postgres://", "postgresql://", 1)
                 for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()
             ),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", cls.trusted_proxies, 0),
             replica_max_lag_s=_float(env, "REPLICA_MAX_LAG", cls.replica_max_lag_s),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
         )
