@@ -39,6 +39,7 @@ test: $(TEST_STAMP)
 	  python -m pytest $(PYTEST_ARGS)'
 
 bench: $(TEST_STAMP)
+	@bash tools/system_packages.sh
 	@$(PY) tools/devenv.py run --purpose test -- $(PY) bench/run.py $(BENCH_ARGS)
 
 migrate: $(STAMP)

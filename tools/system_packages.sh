@@ -5,6 +5,7 @@
 set -u
 need=()   # "binary:debian-package"
 need+=("nginx:nginx-light")
+need+=("wrk:wrk")
 need+=("redis-server:redis-server")
 need+=("pg_basebackup:postgresql")
 
