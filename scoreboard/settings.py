@@ -122,6 +122,8 @@ class Settings:
     max_content_length: int = 16 * 1024
     prefer_wait_max: float = 10.0
     batch_max: int = 200
+    # Most accepted submissions waiting to be applied; beyond it submit answers 503.
+    pending_cap: int = 100_000
     apply_job_timeout: int = 30
     result_ttl: int = 24 * 3600
     board_cache_ttl: int = 5
@@ -129,13 +131,16 @@ class Settings:
     argon2_memory_kib: int = 19 * 1024
     argon2_parallelism: int = 1
     db_pool_size: int = 10
+    # Read replicas for read-only queries, and how much replay lag each may have.
+    # How many proxies in front of the app to trust for X-Forwarded-For/-Proto (nginx: 1).
+    trusted_proxies: int = 0
+    database_replica_urls: tuple[str, ...] = ()
+    replica_max_lag_s: float = 5.0
     log_level: str = "INFO"
     # Browser origins allowed to call the API cross-origin (exact origins, or "*").
     cors_origins: tuple[str, ...] = ()
     # Strict-Transport-Security max-age in seconds (0: no header).
     hsts_max_age: int = 0
-    # How many reverse proxies in front of the web set X-Forwarded-For/-Proto (0: none).
-    trusted_proxies: int = 0
     # The rq-dashboard session cookie is sent over HTTPS only.
     admin_cookie_secure: bool = True
     # Anomaly rules (flag, never refuse); see scoreboard/anomaly.py.
@@ -208,6 +213,7 @@ class Settings:
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", cls.max_content_length, 256),
             prefer_wait_max=min(_float(env, "PREFER_WAIT_MAX", cls.prefer_wait_max), 10.0),
             batch_max=_int(env, "BATCH_MAX", cls.batch_max, 1),
+            pending_cap=_int(env, "PENDING_CAP", cls.pending_cap, 0),
             apply_job_timeout=_int(env, "APPLY_JOB_TIMEOUT", cls.apply_job_timeout, 1),
             result_ttl=_int(env, "RESULT_TTL", cls.result_ttl, 1),
             board_cache_ttl=_int(env, "BOARD_CACHE_TTL", cls.board_cache_ttl, 1),
@@ -215,10 +221,15 @@ class Settings:
             argon2_memory_kib=_int(env, "ARGON2_MEMORY_KIB", cls.argon2_memory_kib, 8),
             argon2_parallelism=_int(env, "ARGON2_PARALLELISM", cls.argon2_parallelism, 1),
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1),
+            database_replica_urls=tuple(
+                u.strip().replace("postgres://", "postgresql://", 1)
+                for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()
+            ),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", cls.trusted_proxies, 0),
+            replica_max_lag_s=_float(env, "REPLICA_MAX_LAG", cls.replica_max_lag_s),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
             hsts_max_age=_int(env, "HSTS_MAX_AGE", 31536000 if mode == "production" else 0, 0),
-            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, 0),
             admin_cookie_secure=_bool(env.get("ADMIN_COOKIE_SECURE"), mode == "production"),
             anomaly_rate_window=rate_window,
             anomaly_rate_count=_int(

@@ -1,4 +1,4 @@
-"""Security headers on every response, CORS for the browser clients, and the proxy setup.
+"""Security headers on every response, CORS for the browser clients, the chunked-body limit.
 
 - JSON and every other non-HTML answer: ``Content-Security-Policy: default-src 'none'``
   (nothing in it may load or run anything), ``frame-ancestors 'none'``.
@@ -22,7 +22,6 @@ import io
 import re
 
 from flask import Flask, Response, g, request
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard.settings import Settings
 
@@ -139,10 +138,7 @@ def _limit_chunked_body() -> None:
 
 
 def install(app: Flask, settings: Settings) -> None:
-    """Add the headers and CORS to every response of ``app``; trust the configured proxies."""
-    if settings.trusted_proxies:
-        n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+    """Add the headers and CORS to every response of ``app``, and the chunked-body limit."""
     app.before_request(_limit_chunked_body)
     app.after_request(_security_headers(settings))
     if settings.cors_origins:
