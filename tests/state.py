@@ -6,8 +6,9 @@ from scoreboard.redis_client import Keys
 
 # Redis keys that change without any request being applied: rate-limit counters (a
 # refused request is counted, on purpose), the board cache (expires and refills by
-# itself), short locks, and the mark the scheduler sets when it has (re)built the ranking.
-_VOLATILE = ("board:top", "board:fill", "rank:rebuild", "rank:ready")
+# itself), short locks (the periodic jobs' too), and the mark the scheduler sets when it
+# has (re)built the ranking.
+_VOLATILE = ("board:top", "board:fill", "rank:rebuild", "rank:ready", "cron:")
 
 
 def _redis_value(r, key: bytes):
