@@ -1,15 +1,22 @@
-"""Periodic jobs. Each runs on a worker, is quick, and is safe to run twice."""
+"""Periodic jobs. Each runs on a worker, is quick, and is safe to run twice.
+
+Each records a report of its last run in Redis (``Keys.maintenance_report``); the web's
+``/metrics`` exports when each job last finished and the ranking drift found.
+"""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 
+import orjson
 from rq import Queue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
-from scoreboard import jobspec, ranking
+from scoreboard import jobspec, purge, ranking, reconcile
+from scoreboard import metrics
 from workers import context
 from workers.enqueue import enqueue_apply
 
@@ -20,31 +27,76 @@ log = logging.getLogger(__name__)
 ORPHAN_AFTER_S = 15
 
 
+def _record(job: str, report: dict) -> dict:
+    """Keep the report of this run for the metrics, and return it (the job's result)."""
+    applier = context.applier()
+    applier.redis.hset(applier.keys.maintenance_report, job, orjson.dumps({**report, "at": time.time()}))
+    return report
+
+
+def _exclusive(job: str, timeout: int, run) -> dict:
+    """Run ``run()`` unless another run of ``job`` holds the lock (then skip)."""
+    applier = context.applier()
+    lock, owner = applier.keys.maintenance_lock(job), secrets.token_hex(8)
+    if not applier.redis.set(lock, owner, nx=True, ex=timeout):
+        log.info("skipped: another run is in progress", extra={"job": job})
+        return {"skipped": "running"}
+    try:
+        return _record(job, run())
+    finally:
+        applier.scripts.unlock(keys=[lock], args=[owner])
+
+
 def recover_batches() -> dict:
-    """Retry apply jobs abandoned by dead workers, and enqueue batches that have no job."""
+    """Retry apply jobs abandoned by dead workers, and enqueue batches that have no job.
+
+    Batches older than the failed-job lifetime are left to ``purge_expired``.
+    """
     applier, settings = context.applier(), context.settings()
     r, keys = applier.redis, applier.keys
     queue = Queue(settings.queue_name, connection=r)
     StartedJobRegistry(queue=queue).cleanup()
-    cutoff_ms = (time.time() - ORPHAN_AFTER_S) * 1000
+    now = time.time()
+    oldest_ms, cutoff_ms = (now - jobspec.APPLY_FAILURE_TTL) * 1000, (now - ORPHAN_AFTER_S) * 1000
     requeued = 0
-    for raw in r.zrangebyscore(keys.batches, 0, cutoff_ms, start=0, num=1000):
+    for raw in r.zrangebyscore(keys.batches, oldest_ms, cutoff_ms, start=0, num=1000):
         batch_id = raw.decode()
         if not Job.exists(jobspec.apply_job_id(batch_id), connection=r):
             enqueue_apply(queue, batch_id, settings.apply_job_timeout, keys.prefix)
             requeued += 1
     if requeued:
         log.warning("orphan batches enqueued again", extra={"batches": requeued})
-    return {"orphans": requeued}
+    return _record("recover_batches", {"orphans": requeued})
 
 
 def warm_board() -> dict:
-    """Rebuild the ranking if Redis lost it, and refill the cached board."""
+    """Rebuild the ranking if Redis lost it, and refill the cached top 100 and top 10."""
     applier = context.applier()
     ready = ranking.rebuild(applier.engine, applier.redis, applier.scripts, applier.keys)
-    keys = applier.keys
-    applier.scripts.refresh(
-        keys=[keys.ranking, keys.usernames, keys.ranking_ready, keys.board_version, keys.board_top, keys.board_top10],
-        args=[applier.board_ttl, "force"],
+    applier.scripts.refresh(keys=ranking.board_keys(applier.keys), args=[applier.board_ttl, "force"])
+    return _record("warm_board", {"ready": ready})
+
+
+def reconcile_ranking() -> dict:
+    """Compare the Redis ranking with PostgreSQL, correct drift (rebuild it if it is gone)."""
+    applier = context.applier()
+
+    def run() -> dict:
+        report = reconcile.reconcile(applier.engine, applier.redis, applier.scripts, applier.keys,
+                                     applier.board_ttl)
+        metrics.RANKING_FIXES.inc(report.fixed + report.orphans_removed)
+        return report.as_dict()
+
+    return _exclusive("reconcile_ranking", 600, run)
+
+
+def purge_expired() -> dict:
+    """Give every Redis record its expiry; fail submissions and batches that were lost."""
+    applier, settings = context.applier(), context.settings()
+    lifetimes = purge.Lifetimes(
+        action_token=purge.token_lifetime(settings.action_token_ttl, settings.clock_skew),
+        result=settings.result_ttl,
+        failed=jobspec.APPLY_FAILURE_TTL,
     )
-    return {"ready": ready}
+    return _exclusive("purge_expired", 600,
+                      lambda: purge.purge(applier.redis, applier.keys, lifetimes).as_dict())

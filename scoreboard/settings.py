@@ -105,6 +105,11 @@ class Settings:
     argon2_parallelism: int = 1
     db_pool_size: int = 10
     log_level: str = "INFO"
+    # Port of the worker's or scheduler's own /metrics (0: none); the web serves /metrics itself.
+    metrics_port: int = 0
+    metrics_host: str = "0.0.0.0"
+    # When set, the web's /metrics answers only ``Authorization: Bearer <metrics_token>``.
+    metrics_token: str = ""
 
     @property
     def action_types_by_name(self) -> dict[str, ActionType]:
@@ -174,4 +179,7 @@ class Settings:
             argon2_parallelism=_int(env, "ARGON2_PARALLELISM", cls.argon2_parallelism, 1),
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            metrics_port=_int(env, "METRICS_PORT", cls.metrics_port, 0),
+            metrics_host=env.get("METRICS_HOST") or cls.metrics_host,
+            metrics_token=env.get("METRICS_TOKEN", ""),
         )

@@ -2,6 +2,8 @@
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gevent"
@@ -22,3 +24,30 @@ def post_fork(server, worker):
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
+
+
+# Metrics: every worker writes to a directory of this gunicorn's own, made fresh at start
+# (inside PROMETHEUS_MULTIPROC_DIR when the operator sets one, e.g. a tmpfs) and removed at
+# exit. It is set before any worker imports prometheus_client, which reads it at import.
+_metrics_dir = None
+
+
+def on_starting(server):
+    global _metrics_dir
+    parent = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    _metrics_dir = tempfile.mkdtemp(prefix="scoreboard-web-metrics-", dir=parent)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (open streams, pool in use) must not count any more."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
