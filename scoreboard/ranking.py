@@ -50,7 +50,7 @@ def rebuild(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, wait: 
         True when the ranking is ready afterwards.
     """
     token = str(time.time())
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (FILL_WAIT_S if wait is None else wait)
     while not r.set(keys.rebuild_lock, token, nx=True, ex=120):
         if r.exists(keys.ranking_ready):
             return True
@@ -102,7 +102,8 @@ def read_board(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, lim
     return body
 
 
-def _read(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, limit: int, cache_ttl: int) -> tuple[bytes, str]:
+def _read(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, limit: int,
+          cache_ttl: int) -> tuple[bytes, str]:
     cached = r.get(keys.board_top10 if limit == 10 else keys.board_top)
     if cached is not None:
         return (cached if limit == 10 else _slice(cached, limit)), "cache"
@@ -114,12 +115,13 @@ def _read(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, limit: i
 
 
 def fill_from_database(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, cache_ttl: int,
-                       wait: float = FILL_WAIT_S) -> tuple[bytes, str]:
+                       wait: float | None = None) -> tuple[bytes, str]:
     """Read the top 100 from PostgreSQL and cache it, one caller at a time (single flight).
 
     The caller that takes the fill lock bumps the board version, reads PostgreSQL and
     caches the board for ``cache_ttl`` seconds unless a newer one was cached meanwhile;
-    the others poll the cache for up to ``wait`` seconds, then read PostgreSQL alone.
+    the others poll the cache for up to ``wait`` seconds (default ``FILL_WAIT_S``), then
+    read PostgreSQL alone.
 
     Returns:
         (top 100 body, source): ``database``, ``cache_after_wait`` or ``database_uncached``.
@@ -140,7 +142,7 @@ def fill_from_database(engine: Engine, r: redis.Redis, scripts: Scripts, keys: K
             return body, "database"
         finally:
             scripts.unlock(keys=[keys.board_fill_lock], args=[owner])
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (FILL_WAIT_S if wait is None else wait)
     while time.monotonic() < deadline:
         time.sleep(FILL_POLL_S)
         cached = r.get(keys.board_top)
