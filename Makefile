@@ -27,7 +27,7 @@ install-test: $(TEST_STAMP)
 
 run: $(STAMP)
 	@$(PY) tools/devenv.py run --purpose run -- sh -c '\
-	  set -e; export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
+	  set -e; export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; export PORT="$${PORT:-8000}"; \
 	  python -m scoreboard migrate; \
 	  echo "API on http://127.0.0.1:$${PORT:-8000}  (OpenAPI: /api/openapi.json; Ctrl-C stops everything)"; \
 	  exec honcho start -f Procfile $(PROCESSES)'
