@@ -18,6 +18,19 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 control_socket_disable = True  # several gunicorns may run on one machine
 
+# gunicorn's own lines in the same JSON shape as the app's (scoreboard.logs imports no app code).
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "scoreboard.logs.JsonFormatter", "process_name": "web"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": loglevel.upper(), "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
+    },
+}
+
 
 def post_fork(server, worker):
     """psycopg2 would block the whole gevent loop without this, in each worker."""
