@@ -6,8 +6,8 @@ Each records a report of its last run in Redis (``Keys.maintenance_report``); th
 
 from __future__ import annotations
 
+import functools
 import logging
-import secrets
 import time
 
 import orjson
@@ -15,16 +15,39 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
-from scoreboard import jobspec, purge, ranking, reconcile
-from scoreboard import metrics
+from scoreboard import jobspec, metrics, purge, ranking, reconcile
 from workers import context
 from workers.enqueue import enqueue_apply
 
 log = logging.getLogger(__name__)
 
-# A batch with no apply job this long after it opened was lost between the web's
-# accept and its enqueue (a web process killed in between): enqueue it again.
-ORPHAN_AFTER_S = 15
+
+def single_run(func=None, *, timeout: int = 120):
+    """Run the job only where no other run of it is under way (``rq cron`` restarted, or
+    two workers holding two enqueued runs); a run that finds one going is skipped.
+
+    Args:
+        timeout: seconds the lock lives if a run dies holding it (at least the job timeout).
+    """
+    if func is None:
+        return functools.partial(single_run, timeout=timeout)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        applier = context.applier()
+        lock = applier.redis.lock(f"{applier.keys.prefix}cron:{func.__name__}", timeout=timeout, blocking=False)
+        if not lock.acquire():
+            log.info("periodic job skipped: another run is under way", extra={"job": func.__name__})
+            return {"skipped": True}
+        try:
+            return func(*args, **kwargs)
+        finally:
+            try:
+                lock.release()
+            except Exception:  # expired meanwhile: nothing to release
+                pass
+
+    return wrapper
 
 
 def _record(job: str, report: dict) -> dict:
@@ -34,19 +57,12 @@ def _record(job: str, report: dict) -> dict:
     return report
 
 
-def _exclusive(job: str, timeout: int, run) -> dict:
-    """Run ``run()`` unless another run of ``job`` holds the lock (then skip)."""
-    applier = context.applier()
-    lock, owner = applier.keys.maintenance_lock(job), secrets.token_hex(8)
-    if not applier.redis.set(lock, owner, nx=True, ex=timeout):
-        log.info("skipped: another run is in progress", extra={"job": job})
-        return {"skipped": "running"}
-    try:
-        return _record(job, run())
-    finally:
-        applier.scripts.unlock(keys=[lock], args=[owner])
+# A batch with no apply job this long after it opened was lost between the web's
+# accept and its enqueue (a web process killed in between): enqueue it again.
+ORPHAN_AFTER_S = 15
 
 
+@single_run
 def recover_batches() -> dict:
     """Retry apply jobs abandoned by dead workers, and enqueue batches that have no job.
 
@@ -69,6 +85,7 @@ def recover_batches() -> dict:
     return _record("recover_batches", {"orphans": requeued})
 
 
+@single_run(timeout=300)
 def warm_board() -> dict:
     """Rebuild the ranking if Redis lost it, and refill the cached top 100 and top 10."""
     applier = context.applier()
@@ -77,19 +94,16 @@ def warm_board() -> dict:
     return _record("warm_board", {"ready": ready})
 
 
+@single_run(timeout=600)
 def reconcile_ranking() -> dict:
     """Compare the Redis ranking with PostgreSQL, correct drift (rebuild it if it is gone)."""
     applier = context.applier()
-
-    def run() -> dict:
-        report = reconcile.reconcile(applier.engine, applier.redis, applier.scripts, applier.keys,
-                                     applier.board_ttl)
-        metrics.RANKING_FIXES.inc(report.fixed + report.orphans_removed)
-        return report.as_dict()
-
-    return _exclusive("reconcile_ranking", 600, run)
+    report = reconcile.reconcile(applier.engine, applier.redis, applier.scripts, applier.keys, applier.board_ttl)
+    metrics.RANKING_FIXES.inc(report.fixed + report.orphans_removed)
+    return _record("reconcile_ranking", report.as_dict())
 
 
+@single_run(timeout=600)
 def purge_expired() -> dict:
     """Give every Redis record its expiry; fail submissions and batches that were lost."""
     applier, settings = context.applier(), context.settings()
@@ -98,5 +112,4 @@ def purge_expired() -> dict:
         result=settings.result_ttl,
         failed=jobspec.APPLY_FAILURE_TTL,
     )
-    return _exclusive("purge_expired", 600,
-                      lambda: purge.purge(applier.redis, applier.keys, lifetimes).as_dict())
+    return _record("purge_expired", purge.purge(applier.redis, applier.keys, lifetimes).as_dict())

@@ -101,10 +101,6 @@ class Keys:
         """The entries of the top 10 last published (publish.lua, republish.lua)."""
         return f"{self.prefix}board:top:last10"
 
-    def maintenance_lock(self, job: str) -> str:
-        """Held while a maintenance job runs, so two runs never overlap."""
-        return f"{self.prefix}ops:lock:{job}"
-
     @property
     def maintenance_report(self) -> str:
         """Hash: job name -> JSON report of its last run (exported by the web's /metrics)."""

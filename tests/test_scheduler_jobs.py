@@ -175,8 +175,8 @@ def test_reconcile_rebuilds_a_lost_ranking(applier, db):
 
 
 def test_a_maintenance_job_never_runs_twice_at_once(applier):
-    applier.redis.set(applier.keys.maintenance_lock("reconcile_ranking"), "another run", ex=60)
-    assert jobs.reconcile_ranking() == {"skipped": "running"}
+    applier.redis.set(f"{applier.keys.prefix}cron:reconcile_ranking", "another run", ex=60)
+    assert jobs.reconcile_ranking() == {"skipped": True}
     assert jobs.purge_expired()["tokens_expiring"] == 0
 
 

@@ -1,6 +1,7 @@
 """A worker killed with SIGKILL in the middle of a batch: everything still applied once."""
 
 import signal
+import threading
 import time
 
 import psycopg2
@@ -56,3 +57,37 @@ def test_worker_killed_mid_batch_loses_nothing(api, stack, db, r, settings, data
     with db.cursor() as c:
         c.execute("SELECT current_score FROM users WHERE id = %s", (victim.id,))
         assert c.fetchone()[0] == 3
+
+
+def test_workers_killed_repeatedly_under_steady_load(api, stack, db, r, settings):
+    players = [Player(api) for _ in range(6)]
+    accepted, errors = set(), []
+    stop = threading.Event()
+
+    def client(player):
+        while not stop.is_set():
+            action = player.start()
+            resp = player.submit(action, 2)
+            if resp.status_code == 202:
+                accepted.add(action["action_token"])
+            else:
+                errors.append(resp.status_code)
+
+    threads = [threading.Thread(target=client, args=(p,)) for p in players]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(3):
+            time.sleep(1.0)
+            victim = stack.workers[0]
+            victim.kill(signal.SIGKILL)
+            victim.proc.wait(10)
+            stack.ensure_workers()
+    finally:
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert errors == []
+    invariants.wait_until_settled(r, settings.redis_prefix, timeout=120)
+    invariants.check(db, r, settings.redis_prefix, accepted)

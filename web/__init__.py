@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from flask import Flask, g, request
 from rq import Queue
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard import logs
 from scoreboard.accounts import make_hasher
@@ -89,4 +90,7 @@ def create_app(settings: Settings) -> Flask:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     return app

@@ -32,6 +32,24 @@ logconfig_dict = {
 }
 
 
+def on_starting(server):
+    """Refuse to start, with a clear message, when settings or services are not right."""
+    import sys
+
+    _make_metrics_dir()  # first: before anything here imports prometheus_client
+
+    from scoreboard.settings import Settings, SettingsError
+    from scoreboard.startup import StartupError, check
+
+    try:
+        check(Settings.from_env(), wait=float(os.environ.get("STARTUP_WAIT", "30")),
+              database=os.environ.get("STARTUP_CHECK_DATABASE", "true") != "false")
+    except (SettingsError, StartupError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr, flush=True)
+        on_exit(server)
+        sys.exit(4)
+
+
 def post_fork(server, worker):
     """psycopg2 would block the whole gevent loop without this, in each worker."""
     from psycogreen.gevent import patch_psycopg
@@ -45,7 +63,7 @@ def post_fork(server, worker):
 _metrics_dir = None
 
 
-def on_starting(server):
+def _make_metrics_dir():
     global _metrics_dir
     parent = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     if parent:

@@ -24,13 +24,13 @@ import time  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import Queue, SimpleWorker, worker_registration  # noqa: E402
 
-from scoreboard import logs, metrics  # noqa: E402
-from scoreboard.apply import Applier
-from scoreboard.db import make_engine
-from scoreboard.redis_client import Keys, make_redis
-from scoreboard.scripts import Scripts
-from scoreboard.settings import Settings, SettingsError
-from workers import context
+from scoreboard import logs, metrics, startup  # noqa: E402
+from scoreboard.apply import Applier  # noqa: E402
+from scoreboard.db import make_engine  # noqa: E402
+from scoreboard.redis_client import Keys, make_redis  # noqa: E402
+from scoreboard.scripts import Scripts  # noqa: E402
+from scoreboard.settings import Settings, SettingsError  # noqa: E402
+from workers import context  # noqa: E402
 
 HEARTBEAT_MARGIN_S = 5
 
@@ -88,7 +88,8 @@ def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
 def main() -> int:
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        startup.check(settings, wait=float(os.environ.get("STARTUP_WAIT", "30")))
+    except (SettingsError, startup.StartupError) as exc:
         print(f"worker: cannot start: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, "worker")
