@@ -51,12 +51,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "INFO", process_name: str = "") -> None:
-    """Send every logger's records to stderr as JSON lines."""
+    """Send every logger's records, and Python's warnings, to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(process_name))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # warnings too become JSON lines (logger py.warnings)
 
 
 def bind(**fields) -> contextvars.Token:

@@ -1,17 +1,20 @@
-"""Operators' endpoints and the processes' behaviour when a backing service is gone."""
+"""Operators' endpoints while a backing service goes away under a running web."""
 
 import requests
 
 from tests import processes
 from tests.conftest import LOG_DIR
+from tests.own_servers import OwnRedis
 
 
 def test_readyz_is_503_while_redis_does_not_answer(base_env):
-    closed = processes.free_port()  # nothing listens there
-    env = {**base_env, "REDIS_URL": f"redis://127.0.0.1:{closed}/0"}
-    web, base = processes.start_web(env, LOG_DIR, workers=1)
+    own = OwnRedis()
+    web, base = processes.start_web({**base_env, "REDIS_URL": own.url}, LOG_DIR, workers=1)
     try:
-        assert requests.get(f"{base}/healthz").status_code == 200
+        ready = requests.get(f"{base}/readyz", timeout=15)
+        assert ready.status_code == 200 and ready.json()["checks"] == {"postgresql": "ok", "redis": "ok"}
+        own.kill()
+        assert requests.get(f"{base}/healthz", timeout=15).status_code == 200
         r = requests.get(f"{base}/readyz", timeout=15)
         assert r.status_code == 503
         body = r.json()
@@ -19,5 +22,8 @@ def test_readyz_is_503_while_redis_does_not_answer(base_env):
         assert body["checks"]["redis"].startswith("error")
         metrics = requests.get(f"{base}/metrics", timeout=15)
         assert metrics.status_code == 200 and "scoreboard_redis_up 0.0" in metrics.text
+        own.start()
+        assert requests.get(f"{base}/readyz", timeout=15).status_code == 200
     finally:
         web.stop()
+        own.close()

@@ -1,5 +1,6 @@
 """gunicorn settings for the web and stream processes (gevent workers, no preload)."""
 
+import logging
 import multiprocessing
 import os
 import shutil
@@ -18,7 +19,8 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 control_socket_disable = True  # several gunicorns may run on one machine
 
-# gunicorn's own lines in the same JSON shape as the app's (scoreboard.logs imports no app code).
+# gunicorn's own lines in the same JSON shape as the app's (scoreboard.logs imports no app code),
+# Python warnings (gevent's at patch time) included.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -30,6 +32,7 @@ logconfig_dict = {
         "gunicorn.access": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
     },
 }
+logging.captureWarnings(True)
 
 
 def on_starting(server):
