@@ -60,7 +60,8 @@ def create_app(settings: Settings) -> Flask:
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     errors.install(app)
-    metrics.install(app)
+    s = app.extensions["scoreboard"]
+    metrics.install(app, s.redis, s.keys, settings, engine=s.engine)
 
     from web.actions import blp as actions_blp
     from web.auth import blp as auth_blp

@@ -39,8 +39,6 @@ def on_starting(server):
     """Refuse to start, with a clear message, when settings or services are not right."""
     import sys
 
-    _make_metrics_dir()  # first: before anything here imports prometheus_client
-
     from scoreboard.settings import Settings, SettingsError
     from scoreboard.startup import StartupError, check
 
@@ -49,7 +47,6 @@ def on_starting(server):
               database=os.environ.get("STARTUP_CHECK_DATABASE", "true") != "false")
     except (SettingsError, StartupError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr, flush=True)
-        on_exit(server)
         sys.exit(4)
 
 
@@ -66,6 +63,13 @@ def post_fork(server, worker):
 _metrics_dir = None
 
 
+def pre_fork(server, worker):
+    """Before the first worker: make the metrics directory (nothing in this master process
+    imports prometheus_client, so the workers it forks see the variable at their import)."""
+    if _metrics_dir is None:
+        _make_metrics_dir()
+
+
 def _make_metrics_dir():
     global _metrics_dir
     parent = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -77,6 +81,8 @@ def _make_metrics_dir():
 
 def child_exit(server, worker):
     """A dead worker's live gauges (open streams, pool in use) must not count any more."""
+    if _metrics_dir is None:
+        return
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid, _metrics_dir)

@@ -21,12 +21,13 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from sqlalchemy.engine import Engine
 
 from scoreboard import metrics
 from scoreboard.logs import security_event
 from scoreboard.redis_client import Keys
+from scoreboard.settings import Settings
 from web.errors import error_response
-from web.services import services
 
 SUBMIT_ENDPOINT = "scores.submit"
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
@@ -131,22 +132,31 @@ class ScrapeCollector(Collector):
         return [last_run, drift]
 
 
-def exposition(collector: Collector) -> bytes:
+def exposition(collector: Collector | None) -> bytes:
     """The text of ``/metrics``: this process group's figures plus the scrape-time ones."""
     path = multiprocess_dir()
     registry = CollectorRegistry()
-    registry.register(collector)
+    if collector is not None:
+        registry.register(collector)
     if path:
         MultiProcessCollector(registry, path=path)
         return generate_latest(registry)
     return generate_latest(REGISTRY) + generate_latest(registry)
 
 
-def install(app: Flask) -> None:
-    """Add the request hooks and the ``/metrics`` route to ``app``."""
-    s = app.extensions["scoreboard"]
-    collector = ScrapeCollector(s.redis, s.keys, (s.settings.queue_name, s.settings.maintenance_queue_name))
-    metrics.instrument_pool(s.engine)
+def install(app: Flask, r: redis.Redis, keys: Keys, settings: Settings, engine: Engine | None = None,
+            scrape: bool = True) -> None:
+    """Add the request hooks and ``GET /metrics`` to ``app`` (the API's, or the stream's).
+
+    Args:
+        r, keys: where the scrape-time figures are read.
+        settings: the process settings (queue names, ``metrics_token``).
+        engine: the database engine whose pool is measured (None: the app has none).
+        scrape: whether this app's ``/metrics`` also reports the scrape-time figures.
+    """
+    collector = ScrapeCollector(r, keys, (settings.queue_name, settings.maintenance_queue_name)) if scrape else None
+    if engine is not None:
+        metrics.instrument_pool(engine)
 
     @app.before_request
     def _start_timer():
@@ -158,7 +168,7 @@ def install(app: Flask) -> None:
         return response
 
     def metrics_view():
-        token = services().settings.metrics_token
+        token = settings.metrics_token
         if token:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
