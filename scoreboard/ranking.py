@@ -76,7 +76,6 @@ def rebuild(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, wait: 
                 scripts.rebuild(keys=ranking_keys(keys), args=args)
                 count += len(rows)
         r.set(keys.ranking_ready, 1)
-        scripts.bump(keys=[keys.board_version])  # the rebuilt board is newer than any fallback read
         log.info("ranking rebuilt", extra={"users": count, "seconds": round(time.monotonic() - started, 3)})
         return True
     finally:
@@ -118,8 +117,9 @@ def fill_from_database(engine: Engine, r: redis.Redis, scripts: Scripts, keys: K
                        wait: float | None = None) -> tuple[bytes, str]:
     """Read the top 100 from PostgreSQL and cache it, one caller at a time (single flight).
 
-    The caller that takes the fill lock bumps the board version, reads PostgreSQL and
-    caches the board for ``cache_ttl`` seconds unless a newer one was cached meanwhile;
+    The caller that takes the fill lock reads the board version (starting it again from
+    the clock if Redis lost it, so it never goes back), reads PostgreSQL and caches the
+    board for ``cache_ttl`` seconds unless a newer one was cached meanwhile;
     the others poll the cache for up to ``wait`` seconds (default ``FILL_WAIT_S``), then
     read PostgreSQL alone.
 
@@ -131,7 +131,7 @@ def fill_from_database(engine: Engine, r: redis.Redis, scripts: Scripts, keys: K
         try:
             # Version first, then the snapshot: a batch committed after the snapshot
             # publishes a higher version, so clients never see newer data labelled older.
-            version = int(scripts.bump(keys=[keys.board_version]))
+            version = int(scripts.ensure_version(keys=[keys.board_version]))
             body = board_from_database(engine, r, keys, 100, version=version)
             board = orjson.loads(body)
             top10 = orjson.dumps({**board, "entries": board["entries"][:10]})

@@ -15,7 +15,7 @@ _NEEDS = {
     "rebuild": ("ranking",),
     "refresh": ("board", "version"),
     "publish": ("ranking", "board"),
-    "bump": ("version",),
+    "ensure_version": ("version",),
     "unlock": (),
     "republish": ("board", "version"),
     "reconcile": (),
@@ -43,7 +43,7 @@ class Scripts:
     rebuild: Script
     refresh: Script
     publish: Script
-    bump: Script
+    ensure_version: Script
     unlock: Script
     republish: Script
     reconcile: Script

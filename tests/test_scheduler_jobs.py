@@ -141,7 +141,7 @@ def test_reconcile_ranking_corrects_drift_and_reports_it(applier, db):
     r.zadd(keys.ranking, {gone: 5})
     r.hset(keys.ranking_member, 987654, gone)
     r.zadd(keys.ranking, {r.hget(keys.ranking_member, recent): 1})  # wrong, but changed just now
-    version = int(r.get(keys.board_version))
+    version = int(r.get(keys.board_version) or 0)
 
     first = jobs.reconcile_ranking()
     # b (score), c (missing), banned (still ranked), the orphan member, the gone user
