@@ -20,7 +20,7 @@ import sys  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq.cron import CronScheduler  # noqa: E402
 
-from scoreboard import logs, metrics  # noqa: E402
+from scoreboard import logs, metrics, startup  # noqa: E402
 from scoreboard.redis_client import Keys, make_redis  # noqa: E402
 from scoreboard.scripts import Scripts  # noqa: E402
 from scoreboard.settings import Settings, SettingsError  # noqa: E402
@@ -83,7 +83,9 @@ def build(settings: Settings) -> LeaderCronScheduler:
 def main() -> int:
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        # the jobs run on workers: the scheduler itself needs Redis only
+        startup.check(settings, wait=float(os.environ.get("STARTUP_WAIT", "30")), database=False)
+    except (SettingsError, startup.StartupError) as exc:
         print(f"scheduler: cannot start: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, "scheduler")

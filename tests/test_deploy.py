@@ -24,7 +24,7 @@ ALERTS = ["ScoreboardHighErrorRate", "ScoreboardSlowResponses", "ScoreboardAnoma
 
 def tool(name: str, package: str) -> str:
     path = shutil.which(name)
-    assert path, f"{name} is missing: `apt-get install -y {package}` (.ci/run installs it)"
+    assert path, f"{name} is missing: `apt-get install -y {package}` (`make test` installs it)"
     return path
 
 
@@ -85,7 +85,8 @@ def dashboard_exprs() -> list[str]:
 def test_alerts_and_dashboard_query_only_metrics_the_service_exports(r):
     known = exported_names(r)
     used = set()
-    for expr in [rule["expr"] for rule in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"][0]["rules"]]:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"][0]["rules"]
+    for expr in [rule["expr"] for rule in rules]:
         used |= set(re.findall(r"\bscoreboard_[a-z0-9_]+", expr))
     for expr in dashboard_exprs():
         used |= set(re.findall(r"\bscoreboard_[a-z0-9_]+", expr))

@@ -106,8 +106,7 @@ def test_metrics_count_a_known_sequence(group):
                for code in ("bad_signature", "token_unknown", "invalid_score", "missing_token", "invalid_request")}
     assert refused == {"bad_signature": 2, "token_unknown": 1, "invalid_score": 1, "missing_token": 1,
                        "invalid_request": 1}
-    assert value(after, "scoreboard_submissions_refused_total") - value(before, "scoreboard_submissions_refused_total") \
-        == 6
+    assert delta(before, after, "scoreboard_submissions_refused_total") == 6
     # the two gunicorn workers both write to the shared directory, each told apart by pid
     pids = {dict(lab)["pid"] for (n, lab) in after if n == "scoreboard_db_pool_connections_max"}
     assert len(pids) == 2
