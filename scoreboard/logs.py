@@ -97,7 +97,7 @@ def _safe(fields: dict) -> dict:
     return {(f"{k}_" if k in _STANDARD else k): v for k, v in fields.items()}
 
 
-def security_event(name: str, level: int = logging.WARNING, **fields) -> None:
+def security_event(name: str, /, *, level: int = logging.WARNING, **fields) -> None:
     """Log a security event (refused token, flag, ban, admin action) to ``scoreboard.security``.
 
     Args:

@@ -99,13 +99,18 @@ def instrument_pool(engine: Engine, pool: str = "primary") -> None:
     DB_POOL_MAX.labels(pool).set(size + max(getattr(engine.pool, "_max_overflow", 0), 0))
     in_use.set(0)
 
-    def update(*_args) -> None:
-        checkedout = getattr(engine.pool, "checkedout", None)
-        if checkedout is not None:
-            in_use.set(checkedout())
+    checkedout = getattr(engine.pool, "checkedout", None)
+    if checkedout is None:  # a pool that does not count (NullPool)
+        return
 
-    event.listen(engine, "checkout", update)
-    event.listen(engine, "checkin", update)
+    def on_checkout(*_args) -> None:
+        in_use.set(checkedout())
+
+    def on_checkin(*_args) -> None:
+        in_use.set(max(checkedout() - 1, 0))  # the pool counts it back in after this event
+
+    event.listen(engine, "checkout", on_checkout)
+    event.listen(engine, "checkin", on_checkin)
 
 
 def serve(port: int, host: str = "0.0.0.0") -> bool:

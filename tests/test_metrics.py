@@ -111,6 +111,7 @@ def test_metrics_count_a_known_sequence(group):
     pids = {dict(lab)["pid"] for (n, lab) in after if n == "scoreboard_db_pool_connections_max"}
     assert len(pids) == 2
     assert value(after, "scoreboard_db_pool_connections_max") == 2 * 2 * 10  # (size + overflow) per worker
+    assert value(after, "scoreboard_db_pool_connections_in_use") == 0  # every connection went back
 
     # figures read from Redis at scrape time
     assert value(after, "scoreboard_redis_up") == 1
