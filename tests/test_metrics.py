@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import processes
 from tests.client import Player
-from tests.conftest import LOG_DIR
+from tests.conftest import LOG_DIR, reset_state
 
 
 class Group:
@@ -34,6 +34,7 @@ class Group:
 def group(base_env, spare_redis_index, database_url):
     r = redis_lib.Redis.from_url(spare_redis_index.url)
     r.flushdb()
+    reset_state(database_url, r, "sbmetrics:")  # the ranking is rebuilt from PostgreSQL: only our users
     g = Group({**base_env, "REDIS_URL": spare_redis_index.url, "REDIS_PREFIX": "sbmetrics:"})
     yield g
     g.stop()
