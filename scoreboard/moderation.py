@@ -11,7 +11,6 @@ contract has no personal event for it (the user sees the new score in ``/api/use
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import redis
@@ -21,10 +20,9 @@ from scoreboard import ranking
 from scoreboard.action_types import INT64_MAX
 from scoreboard.apply import BatchResult, RankingNotReady, publish
 from scoreboard.errors import Refused
+from scoreboard.logs import security_event
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
-
-log = logging.getLogger(__name__)
 
 DECISIONS = ("approve", "revert")
 
@@ -78,7 +76,7 @@ class Moderator:
                                      (seq, user_id))
         self.redis.sadd(self.keys.banned, user_id)
         version = self._publish(user_id, seq, user.current_score, "", user.username)
-        log.warning("user banned", extra={"user_id": user_id, "admin_id": admin_id})
+        security_event("user_banned", user_id=user_id, admin_id=admin_id)
         return Decision(user_id, user.username, user.current_score, True, version=version)
 
     def unban(self, user_id: int, admin_id: int) -> Decision:
@@ -97,7 +95,7 @@ class Moderator:
         self.redis.srem(self.keys.banned, user_id)
         member = ranking.member(user_id, user.score_reached_at) if user.score_reached_at else ""
         version = self._publish(user_id, seq, user.current_score, member, user.username)
-        log.warning("user unbanned", extra={"user_id": user_id, "admin_id": admin_id})
+        security_event("user_unbanned", user_id=user_id, admin_id=admin_id)
         return Decision(user_id, user.username, user.current_score, False, version=version)
 
     def resolve(self, flag_id: int, decision: str, admin_id: int) -> Decision:
@@ -126,6 +124,8 @@ class Moderator:
                 (state, admin_id, flag_id),
             )
             if decision == "approve":
+                security_event("flag_resolved", flag_id=flag_id, decision=decision, user_id=user.id,
+                               admin_id=admin_id)
                 return Decision(user.id, user.username, user.current_score, user.banned, state)
             score = user.current_score - flag.score_change
             if not -INT64_MAX - 1 <= score <= INT64_MAX:
@@ -138,8 +138,8 @@ class Moderator:
             ).scalar_one()
         member = "" if user.banned else ranking.member(user.id, reached_at)
         version = self._publish(user.id, seq, score, member, user.username)
-        log.warning("flagged submission reverted", extra={"flag_id": flag_id, "user_id": user.id,
-                                                           "score_change": -flag.score_change, "admin_id": admin_id})
+        security_event("flag_resolved", flag_id=flag_id, decision=decision, user_id=user.id,
+                       score_change=-flag.score_change, admin_id=admin_id)
         return Decision(user.id, user.username, score, user.banned, state, version)
 
     def _publish(self, user_id: int, seq: int, score: int, member: str, username: str) -> int | None:

@@ -137,6 +137,11 @@ class Settings:
     database_replica_urls: tuple[str, ...] = ()
     replica_max_lag_s: float = 5.0
     log_level: str = "INFO"
+    # Port of the worker's or scheduler's own /metrics (0: none); the web serves /metrics itself.
+    metrics_port: int = 0
+    metrics_host: str = "0.0.0.0"
+    # When set, the web's /metrics answers only ``Authorization: Bearer <metrics_token>``.
+    metrics_token: str = ""
     # Browser origins allowed to call the API cross-origin (exact origins, or "*").
     cors_origins: tuple[str, ...] = ()
     # Strict-Transport-Security max-age in seconds (0: no header).
@@ -200,6 +205,8 @@ class Settings:
             env=mode,
             port=_int(env, "PORT", 8000, 1),
             redis_prefix=env.get("REDIS_PREFIX", "sb:"),
+            queue_name=env.get("QUEUE_NAME", cls.queue_name),
+            maintenance_queue_name=env.get("MAINTENANCE_QUEUE_NAME", cls.maintenance_queue_name),
             ratelimit_enabled=_bool(env.get("RATELIMIT_ENABLED"), True),
             rate_limit_submit=env.get("RATE_LIMIT_SUBMIT", cls.rate_limit_submit),
             rate_limit_actions=env.get("RATE_LIMIT_ACTIONS", cls.rate_limit_actions),
@@ -228,6 +235,9 @@ class Settings:
             trusted_proxies=_int(env, "TRUSTED_PROXIES", cls.trusted_proxies, 0),
             replica_max_lag_s=_float(env, "REPLICA_MAX_LAG", cls.replica_max_lag_s),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            metrics_port=_int(env, "METRICS_PORT", cls.metrics_port, 0),
+            metrics_host=env.get("METRICS_HOST") or cls.metrics_host,
+            metrics_token=env.get("METRICS_TOKEN", ""),
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
             hsts_max_age=_int(env, "HSTS_MAX_AGE", 31536000 if mode == "production" else 0, 0),
             admin_cookie_secure=_bool(env.get("ADMIN_COOKIE_SECURE"), mode == "production"),

@@ -44,16 +44,21 @@ class Process:
             os.kill(self.proc.pid, sig)
 
     def stop(self, timeout: float = 15) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        """SIGTERM to the process group, SIGKILL after ``timeout``; also when the leader is
+        already dead (a worker killed by a test leaves its forked children behind)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(5)
         self._log.close()
 
     def output(self) -> str:
@@ -92,7 +97,7 @@ def start_worker(env: dict, log_dir: Path, timeout: float = 30) -> Process:
 
 
 def start_scheduler(env: dict, log_dir: Path) -> Process:
-    return Process("scheduler", [str(BIN / "rq"), "cron", "scheduler.cron", "--url", env["REDIS_URL"]], env, log_dir)
+    return Process("scheduler", [sys.executable, "-m", "scheduler"], env, log_dir)
 
 
 def wait_http(url: str, proc: Process, timeout: float = 30) -> None:

@@ -8,6 +8,8 @@ need+=("nginx:nginx-light")
 need+=("wrk:wrk")
 need+=("redis-server:redis-server")
 need+=("pg_basebackup:postgresql")
+need+=("promtool:prometheus")                 # checks and unit-tests deploy/prometheus/alerts.yml
+need+=("amtool:prometheus-alertmanager")      # checks deploy/alertmanager/alertmanager.yml
 
 missing=()
 for item in "${need[@]}"; do
