@@ -124,23 +124,32 @@ class Moderator:
                 (state, admin_id, flag_id),
             )
             if decision == "approve":
-                security_event("flag_resolved", flag_id=flag_id, decision=decision, user_id=user.id,
-                               admin_id=admin_id)
-                return Decision(user.id, user.username, user.current_score, user.banned, state)
-            score = user.current_score - flag.score_change
-            if not -INT64_MAX - 1 <= score <= INT64_MAX:
-                raise Refused("invalid_score", "Reverting this submission would overflow the score.")
-            seq = _history_row(conn, user, -flag.score_change, "revert", flag.action_type, flag.submission_id)
-            reached_at = conn.exec_driver_sql(
-                "UPDATE users SET current_score = %s, last_history_id = %s, score_reached_at = clock_timestamp()"
-                " WHERE id = %s RETURNING score_reached_at",
-                (score, seq, user.id),
-            ).scalar_one()
+                approved = Decision(user.id, user.username, user.current_score, user.banned, state)
+            else:
+                approved = None
+                score, seq, reached_at = self._revert(conn, user, flag)
+        if approved is not None:
+            security_event("flag_resolved", flag_id=flag_id, decision=decision, user_id=user.id, admin_id=admin_id)
+            return approved
         member = "" if user.banned else ranking.member(user.id, reached_at)
         version = self._publish(user.id, seq, score, member, user.username)
         security_event("flag_resolved", flag_id=flag_id, decision=decision, user_id=user.id,
                        score_change=-flag.score_change, admin_id=admin_id)
         return Decision(user.id, user.username, score, user.banned, state, version)
+
+    @staticmethod
+    def _revert(conn: Connection, user, flag) -> tuple[int, int, object]:
+        """Take a flagged submission's points back; return (score, history id, reached at)."""
+        score = user.current_score - flag.score_change
+        if not -INT64_MAX - 1 <= score <= INT64_MAX:
+            raise Refused("invalid_score", "Reverting this submission would overflow the score.")
+        seq = _history_row(conn, user, -flag.score_change, "revert", flag.action_type, flag.submission_id)
+        reached_at = conn.exec_driver_sql(
+            "UPDATE users SET current_score = %s, last_history_id = %s, score_reached_at = clock_timestamp()"
+            " WHERE id = %s RETURNING score_reached_at",
+            (score, seq, user.id),
+        ).scalar_one()
+        return score, seq, reached_at
 
     def _publish(self, user_id: int, seq: int, score: int, member: str, username: str) -> int | None:
         """Move the user's ranking entry, recompute and publish the board."""

@@ -120,6 +120,15 @@ def _check_users(r: redis.Redis, scripts: Scripts, keys: Keys, rows, since: floa
     if fixes:
         fixed, _ = scripts.reconcile(keys=ranking.ranking_keys(keys), args=[len(fixes) // 5, *fixes])
         report.fixed += fixed
+    # The web's set of banned users follows users.banned too (a ban whose Redis step failed).
+    banned = [row.id for row in rows if row.banned]
+    allowed = [row.id for row in rows if not row.banned]
+    pipe = r.pipeline(transaction=False)
+    if banned:
+        pipe.sadd(keys.banned, *banned)
+    if allowed:
+        pipe.srem(keys.banned, *allowed)
+    pipe.execute()
 
 
 def _check_members(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, chunk: int,

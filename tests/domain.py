@@ -21,7 +21,7 @@ def new_applier(database_url, r, settings, name: str) -> Applier:
     prefix = f"{settings.redis_prefix}{name}:"
     reset_state(database_url, r, prefix)
     return Applier(make_engine(settings), r, Scripts(r), Keys(prefix), settings.action_types_by_name,
-                   settings.result_ttl, settings.board_cache_ttl, LIMITS)
+                   settings.result_ttl, settings.board_cache_ttl, limits=LIMITS)
 
 
 def make_user(db, score=None):

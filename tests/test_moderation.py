@@ -129,3 +129,15 @@ def test_ban_list_is_restored_with_the_ranking(applier, moderator, settings, db,
     from scoreboard import ranking
     assert ranking.rebuild(applier.engine, r, applier.scripts, applier.keys)
     assert r.sismember(applier.keys.banned, uid) and uid not in ranked(r, applier.keys)
+
+
+def test_reconcile_brings_the_banned_set_back_to_postgresql(applier, moderator, settings, db, r):
+    from scoreboard.reconcile import reconcile
+
+    admin, cheat, honest = make_user(db), make_user(db), make_user(db)
+    applier.apply_batch(submit(applier, settings, honest, 2).batch_id)  # the ranking is ready
+    moderator.ban(cheat, admin)
+    r.srem(applier.keys.banned, cheat)  # the ban's Redis step was lost
+    r.sadd(applier.keys.banned, honest)  # and someone is refused who should not be
+    reconcile(applier.engine, r, applier.scripts, applier.keys, 5, grace=0)
+    assert r.smembers(applier.keys.banned) == {str(cheat).encode()}
