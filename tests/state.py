@@ -5,10 +5,10 @@ from __future__ import annotations
 from scoreboard.redis_client import Keys
 
 # Redis keys that change without any request being applied: rate-limit counters (a
-# refused request is counted, on purpose), the board cache (expires and refills by
-# itself), short locks (the periodic jobs' too), and the mark the scheduler sets when it
-# has (re)built the ranking.
-_VOLATILE = ("board:top", "board:fill", "rank:rebuild", "rank:ready", "cron:")
+# refused request is counted, on purpose), the board cache and its version (refilled and
+# started again by the periodic jobs and by reads), short locks (the periodic jobs' too),
+# the periodic jobs' reports and leader lock, and the mark set when the ranking is built.
+_VOLATILE = ("board:", "rank:rebuild", "rank:ready", "cron:", "ops:")
 
 
 def _redis_value(r, key: bytes):

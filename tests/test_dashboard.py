@@ -14,13 +14,16 @@ from rq.registry import FailedJobRegistry
 from tests.client import Player
 from tests.test_admin import make_admin
 
-QUEUE = "maintenance"
+@pytest.fixture
+def queue(settings) -> str:
+    """The maintenance queue of this test session (its workers listen to it)."""
+    return settings.maintenance_queue_name
 
 
-def failed_job(r, marker: str) -> str:
+def failed_job(r, queue: str, marker: str) -> str:
     """Enqueue a job that fails until ``marker`` exists; wait until a worker failed it."""
-    job = Queue(QUEUE, connection=r).enqueue("tests.jobs.fail_until", marker, failure_ttl=600, result_ttl=600)
-    registry = FailedJobRegistry(QUEUE, connection=r)
+    job = Queue(queue, connection=r).enqueue("tests.jobs.fail_until", marker, failure_ttl=600, result_ttl=600)
+    registry = FailedJobRegistry(queue, connection=r)
     deadline = time.monotonic() + 30
     while job.id not in registry.get_job_ids():
         assert time.monotonic() < deadline, "the job did not fail"
@@ -64,9 +67,9 @@ def test_dashboard_needs_an_admin(api, db):
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "invalid_token"
 
 
-def test_dashboard_pages_for_an_admin(api, db, r):
+def test_dashboard_pages_for_an_admin(api, db, r, queue):
     admin = make_admin(api, db)
-    job_id = failed_job(r, f"never:{secrets.token_hex(4)}")
+    job_id = failed_job(r, queue, f"never:{secrets.token_hex(4)}")
     page = admin.http.get(f"{api}/admin/rq/")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "RQ dashboard" in page.text
@@ -77,18 +80,18 @@ def test_dashboard_pages_for_an_admin(api, db, r):
                  "/admin/rq/0/data/workers.json"):
         assert admin.http.get(f"{api}{path}").status_code == 200, path
     queues = admin.http.get(f"{api}/admin/rq/0/data/queues.json").json()["queues"]
-    assert [q["failed_job_registry_count"] for q in queues if q["name"] == QUEUE][0] >= 1
+    assert [q["failed_job_registry_count"] for q in queues if q["name"] == queue][0] >= 1
     job = admin.http.get(f"{api}/admin/rq/0/view/job/{job_id}")
     assert job.status_code == 200 and job_id in job.text
 
 
-def test_requeue_and_delete_a_failed_job_from_a_browser_session(api, db, r):
+def test_requeue_and_delete_a_failed_job_from_a_browser_session(api, db, r, queue):
     admin = make_admin(api, db)
     b = browser(api, admin)
     marker = f"test-marker:{secrets.token_hex(4)}"
-    job_id = failed_job(r, marker)
+    job_id = failed_job(r, queue, marker)
 
-    listed = b.get(f"{api}/admin/rq/0/data/jobs/{QUEUE}/failed/100/asc/1.json")
+    listed = b.get(f"{api}/admin/rq/0/data/jobs/{queue}/failed/100/asc/1.json")
     assert listed.status_code == 200 and job_id in {j["id"] for j in listed.json()["jobs"]}
     assert b.get(f"{api}/admin/rq/0/data/job/{job_id}.json").json()["status"] == "failed"
 
@@ -106,19 +109,19 @@ def test_requeue_and_delete_a_failed_job_from_a_browser_session(api, db, r):
     wait_status(r, job_id, "finished")
 
     # "requeue all" answers GET too: a cookie session needs the CSRF token there as well
-    resp = b.get(f"{api}/admin/rq/requeue/{QUEUE}")
+    resp = b.get(f"{api}/admin/rq/requeue/{queue}")
     assert resp.status_code == 403 and resp.json()["error"]["code"] == "csrf_failed"
 
-    doomed = failed_job(r, f"never:{secrets.token_hex(4)}")
+    doomed = failed_job(r, queue, f"never:{secrets.token_hex(4)}")
     resp = b.post(f"{api}/admin/rq/job/{doomed}/delete", headers=csrf)
     assert resp.status_code == 200 and resp.json() == {"status": "OK"}
     assert not Job.exists(doomed, connection=r)
-    assert doomed not in FailedJobRegistry(QUEUE, connection=r).get_job_ids()
+    assert doomed not in FailedJobRegistry(queue, connection=r).get_job_ids()
 
 
-def test_bearer_requests_need_no_csrf_token(api, db, r):
+def test_bearer_requests_need_no_csrf_token(api, db, r, queue):
     admin = make_admin(api, db)
-    job_id = failed_job(r, f"never:{secrets.token_hex(4)}")
+    job_id = failed_job(r, queue, f"never:{secrets.token_hex(4)}")
     resp = admin.http.post(f"{api}/admin/rq/job/{job_id}/delete")
     assert resp.status_code == 200 and not Job.exists(job_id, connection=r)
 
