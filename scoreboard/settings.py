@@ -105,6 +105,16 @@ class Settings:
     argon2_parallelism: int = 1
     db_pool_size: int = 10
     log_level: str = "INFO"
+    # The live stream (GET /api/scoreboard/stream), see web/stream/.
+    stream_url: str = ""
+    stream_retry_ms: int = 3000
+    stream_heartbeat: float = 15.0
+    stream_board_interval_ms: int = 100
+    stream_queue_max: int = 64
+    stream_send_timeout: float = 30.0
+    stream_max_per_user: int = 5
+    stream_replay_window: int = 10_000
+    stream_redis_connections: int = 20
 
     @property
     def action_types_by_name(self) -> dict[str, ActionType]:
@@ -174,4 +184,13 @@ class Settings:
             argon2_parallelism=_int(env, "ARGON2_PARALLELISM", cls.argon2_parallelism, 1),
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            stream_url=env.get("STREAM_URL", ""),
+            stream_retry_ms=_int(env, "STREAM_RETRY_MS", cls.stream_retry_ms, 100),
+            stream_heartbeat=max(_float(env, "STREAM_HEARTBEAT", cls.stream_heartbeat), 0.2),
+            stream_board_interval_ms=_int(env, "STREAM_BOARD_INTERVAL_MS", cls.stream_board_interval_ms, 0),
+            stream_queue_max=_int(env, "STREAM_QUEUE_MAX", cls.stream_queue_max, 1),
+            stream_send_timeout=max(_float(env, "STREAM_SEND_TIMEOUT", cls.stream_send_timeout), 0.5),
+            stream_max_per_user=_int(env, "STREAM_MAX_PER_USER", cls.stream_max_per_user, 1),
+            stream_replay_window=_int(env, "STREAM_REPLAY_WINDOW", cls.stream_replay_window, 1),
+            stream_redis_connections=_int(env, "STREAM_REDIS_CONNECTIONS", cls.stream_redis_connections, 2),
         )

@@ -68,6 +68,14 @@ def create_app(settings: Settings) -> Flask:
     for blueprint in (auth_blp, actions_blp, scores_blp, board_blp, ops_blp):
         api.register_blueprint(blueprint)
 
+    # The live stream (also its own process, `stream` in the Procfile) and the web page.
+    from web.page import blp as page_blp
+    from web.stream import OPENAPI_OPERATION, init_stream
+
+    init_stream(app, settings)
+    api.spec.path(path="/api/scoreboard/stream", operations=OPENAPI_OPERATION)
+    app.register_blueprint(page_blp)
+
     @app.before_request
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")

@@ -22,3 +22,10 @@ def post_fork(server, worker):
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
+
+
+def post_worker_init(worker):
+    """On SIGTERM, open event streams are told to reconnect and end (see web/stream/lifecycle.py)."""
+    from web.stream.lifecycle import chain_sigterm
+
+    chain_sigterm(timeout=max(1.0, min(5.0, worker.cfg.graceful_timeout / 2)))

@@ -1,0 +1,25 @@
+"""gunicorn settings for the stream process: the web's (gevent, no preload, SIGTERM drains
+the streams), with its own port and more connections per worker.
+
+    STREAM_PORT (else PORT, else 8001), STREAM_CONCURRENCY (workers, default as the web's),
+    STREAM_WORKER_CONNECTIONS (open streams per worker, default 10000).
+"""
+
+import os
+import resource
+import runpy
+
+globals().update({k: v for k, v in runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                               "gunicorn_conf.py")).items()
+                  if not k.startswith("__")})
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('STREAM_PORT') or os.environ.get('PORT') or '8001'}"
+workers = int(os.environ.get("STREAM_CONCURRENCY", workers))  # noqa: F821 (from gunicorn_conf)
+worker_connections = int(os.environ.get("STREAM_WORKER_CONNECTIONS", "10000"))
+
+# Each viewer is a socket: let the process open as many as the system allows.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+try:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_hard if _hard != resource.RLIM_INFINITY else 1 << 20, _hard))
+except (ValueError, OSError):
+    pass
