@@ -32,6 +32,12 @@ class EventId(NamedTuple):
 
 
 ZERO = EventId(0, 0)
+_LAST_SEQ = 2**63 - 1
+
+
+def after_board(version: int) -> EventId:
+    """The position right after board ``version`` and every personal event published with it."""
+    return EventId(version, _LAST_SEQ)
 
 
 def parse_event_id(raw: str | bytes | None) -> EventId | None:

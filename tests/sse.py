@@ -82,7 +82,7 @@ class Stream:
                         fields["retry"] = int(value)
                     else:
                         fields[name] = value
-        except (OSError, http.client.HTTPException, ValueError):
+        except (OSError, http.client.HTTPException, ValueError, AttributeError):  # AttributeError: closed meanwhile
             pass
         finally:
             self.ended.set()

@@ -70,10 +70,10 @@ def create_app(settings: Settings) -> Flask:
 
     # The live stream (also its own process, `stream` in the Procfile) and the web page.
     from web.page import blp as page_blp
-    from web.stream import OPENAPI_OPERATION, init_stream
+    from web.stream import document, init_stream
 
     init_stream(app, settings)
-    api.spec.path(path="/api/scoreboard/stream", operations=OPENAPI_OPERATION)
+    document(api.spec, app)
     app.register_blueprint(page_blp)
 
     @app.before_request

@@ -76,6 +76,12 @@ def create_stream_app(settings: Settings) -> Flask:
     return app
 
 
+def document(spec, app: Flask) -> None:
+    """Add the stream to the API's OpenAPI document (flask-smorest's spec)."""
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "stream.stream")
+    spec.path(rule=rule, operations=OPENAPI_OPERATION)
+
+
 OPENAPI_OPERATION = {
     "get": {
         "tags": ["board"],

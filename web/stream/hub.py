@@ -20,6 +20,7 @@ import gevent
 import orjson
 import redis
 from gevent.event import Event
+from gevent.lock import BoundedSemaphore
 
 from scoreboard.events import EventId, Message, PersonalEvent, ReplayWindow, board_event, load_window, \
     parse_message, sse
@@ -75,6 +76,7 @@ class Hub:
         self._last_broadcast = 0.0
         self._gone: list[tuple[int, str]] = []
         self._synced_once = False
+        self._sync_lock = BoundedSemaphore()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -117,9 +119,39 @@ class Hub:
         self.by_session[viewer.session].add(viewer)
         self.stats["connected"] += 1
 
+    def watch_peer(self, viewer: Viewer) -> None:
+        """End the stream as soon as the client closes its connection, not at the next write
+        (a page reloaded five times must not hold five streams until the next heartbeat)."""
+        sock = viewer.socket
+        raw = getattr(sock, "_sock", None)
+        if raw is None:
+            return
+        try:
+            watch = gevent.get_hub().loop.io(sock.fileno(), 1)
+        except (OSError, ValueError):
+            return
+
+        def readable():
+            try:
+                peeked = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                peeked = b""
+            watch.stop()  # closed, or the client sent bytes it should not: stop looking either way
+            if not peeked and not viewer.closed:
+                self.abort(viewer, "peer closed", quiet=True)
+
+        viewer.watch = watch
+        watch.start(readable)
+
     def remove(self, viewer: Viewer) -> None:
         """Forget a viewer whose stream has ended (and its open-stream entry in Redis)."""
         viewer.closed = True
+        if viewer.watch is not None:
+            viewer.watch.stop()
+            viewer.watch.close()
+            viewer.watch = None
         if viewer in self.viewers:
             self.viewers.discard(viewer)
             for index, key in ((self.by_user, viewer.user_id), (self.by_session, viewer.session)):
@@ -135,10 +167,11 @@ class Hub:
         if len(self._gone) == 1:
             gevent.spawn_later(0.05, self._flush_gone)
 
-    def abort(self, viewer: Viewer, reason: str) -> None:
+    def abort(self, viewer: Viewer, reason: str, quiet: bool = False) -> None:
         """Cut a viewer off now: drop its queue and close its connection."""
         self.stats["aborted:" + reason] += 1
-        log.info("viewer disconnected", extra={"reason": reason, "user_id": viewer.user_id})
+        if not quiet:
+            log.info("viewer disconnected", extra={"reason": reason, "user_id": viewer.user_id})
         viewer.abort()
         sock = viewer.socket
         if sock is not None:
@@ -191,7 +224,7 @@ class Hub:
                 confirmed = pubsub.get_message(timeout=5)
                 if not confirmed or confirmed["type"] != "subscribe":
                     raise redis.ConnectionError("no subscription confirmation")
-                self._sync()
+                self.sync()
                 self.ready.set()
                 backoff = 0.1
                 while True:
@@ -212,25 +245,27 @@ class Hub:
             gevent.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
-    def _sync(self) -> None:
-        """Catch up with Redis after (re)subscribing: board, then version, then events.
+    def sync(self) -> None:
+        """Catch up with Redis: board, then version, then events (after a (re)subscription,
+        or when Redis is ahead of what the subscription brought).
 
-        In that order, every personal event older than the board is in the window before
-        the board is shown to anyone.
+        In that order, every personal event older than the board is in the window, and
+        handed to its viewers, before the board is shown to anyone.
         """
-        body = self.cached_board()
-        version = int(self.redis.get(self.keys.board_version) or 0)
-        added, gap = load_window(self.redis, self.keys, self.window)
-        self.version = max(self.version, version)
-        if self._synced_once:
-            self._deliver(added)
-            if gap:  # some were trimmed before we read them: reconnecting tells each viewer
-                for viewer in list(self.viewers):
-                    viewer.finish(sse("reconnect", b'{"reason":"resync"}'))
-        self._synced_once = True
-        if body is not None:
-            self._set_board(board_version(body), body)
-        log.info("event subscription in sync", extra={"version": self.version, "window": len(self.window)})
+        with self._sync_lock:
+            body = self.cached_board()
+            version = int(self.redis.get(self.keys.board_version) or 0)
+            added, gap = load_window(self.redis, self.keys, self.window)
+            if self._synced_once:
+                self._deliver(added)
+                if gap:  # some were trimmed before we read them: reconnecting tells each viewer
+                    for viewer in list(self.viewers):
+                        viewer.finish(sse("reconnect", b'{"reason":"resync"}'))
+            self._synced_once = True
+            self.version = max(self.version, version)
+            if body is not None:
+                self._set_board(board_version(body), body)
+        log.info("event stream in sync", extra={"version": self.version, "window": len(self.window)})
 
     def cached_board(self) -> bytes | None:
         """The cached top 10 (filled from the Redis ranking if needed); None while rebuilding."""
@@ -312,8 +347,22 @@ class Hub:
                     for viewer in self.viewers:
                         viewer.offer_ping()
                     self._check_sessions(list(self.viewers))
+                    self._check_version()
             except Exception:
                 log.exception("stream ticker failed")
+
+    def _check_version(self) -> None:
+        """Every heartbeat: if Redis is ahead of the messages received, catch up from it."""
+        if not self.ready.is_set():
+            return
+        try:
+            if int(self.redis.get(self.keys.board_version) or 0) > self.version:
+                gevent.sleep(0.2)  # the message may be on its way
+                if int(self.redis.get(self.keys.board_version) or 0) > self.version:
+                    log.warning("event messages missed; catching up from Redis", extra={"version": self.version})
+                    self.sync()
+        except redis.RedisError as exc:
+            log.warning("could not check the board version", extra={"error": repr(exc)})
 
     def _check_sessions(self, viewers: list[Viewer]) -> None:
         """Every heartbeat: end revoked sessions; keep the open-stream entries fresh."""

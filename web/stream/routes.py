@@ -7,7 +7,7 @@ import time
 import gevent
 from flask import Blueprint, Response, current_app, request
 
-from scoreboard.events import EventId, parse_event_id, sse
+from scoreboard.events import EventId, after_board, parse_event_id, sse
 from web.errors import error_response
 from web.stream.auth import StreamRefused, decode, revoked, token_of
 from web.stream.hub import RESYNC, Hub, board_version, stale_after
@@ -46,11 +46,13 @@ def stream():
     last = parse_event_id(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
     viewer = Viewer(identity.user_id, identity.jti, identity.sid, identity.expires_at, hub.settings.stream_queue_max)
     version, board = admit(hub, viewer)
+    if not hub.wait_until(version, SYNC_WAIT_S / 10) and hub.ready.is_set():
+        hub.sync()  # Redis is ahead of the messages this process received
     if not hub.wait_until(version, SYNC_WAIT_S):
         hub.redis.zrem(hub.keys.streams(viewer.user_id), viewer.id)
         raise unavailable("The live stream is catching up with Redis; try again shortly.")
     viewer.socket = request.environ.get("gunicorn.socket")
-    body = StreamBody(hub, viewer, version, board, last or EventId(version, 0))
+    body = StreamBody(hub, viewer, version, board, last or after_board(version))
     return Response(body, mimetype="text/event-stream", headers=HEADERS)
 
 
@@ -128,6 +130,7 @@ class StreamBody:
         viewer.sent_board = version
         viewer.last_personal = hub.window.last_id
         hub.add(viewer)
+        hub.watch_peer(viewer)
         if hub.draining:
             viewer.finish(sse("reconnect", b'{"reason":"shutdown"}'))
         parts = [b"retry: %d\n\n" % hub.settings.stream_retry_ms, board]

@@ -20,7 +20,7 @@ class Viewer:
 
     __slots__ = ("id", "user_id", "session", "jti", "sid", "expires_at", "queue_max", "_board", "_personal",
                  "_ping", "_final", "closed", "sent_board", "last_personal", "writing_since", "socket",
-                 "greenlet", "released", "_wake", "__weakref__")
+                 "greenlet", "released", "watch", "_wake", "__weakref__")
 
     def __init__(self, user_id: int, jti: str, sid: str | None, expires_at: float, queue_max: int):
         self.id = secrets.token_hex(8)
@@ -41,6 +41,7 @@ class Viewer:
         self.socket = None
         self.greenlet = None
         self.released = False  # its open-stream entry is being removed from Redis
+        self.watch = None  # the event-loop watcher that notices the peer closing
         self._wake = Event()
 
     def offer_board(self, version: int, payload: bytes) -> None:
