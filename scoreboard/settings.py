@@ -115,6 +115,7 @@ class Settings:
     stream_max_per_user: int = 5
     stream_replay_window: int = 10_000
     stream_redis_connections: int = 20
+    stream_send_buffer: int = 32 * 1024
 
     @property
     def action_types_by_name(self) -> dict[str, ActionType]:
@@ -193,4 +194,5 @@ class Settings:
             stream_max_per_user=_int(env, "STREAM_MAX_PER_USER", cls.stream_max_per_user, 1),
             stream_replay_window=_int(env, "STREAM_REPLAY_WINDOW", cls.stream_replay_window, 1),
             stream_redis_connections=_int(env, "STREAM_REDIS_CONNECTIONS", cls.stream_redis_connections, 2),
+            stream_send_buffer=_int(env, "STREAM_SEND_BUFFER", cls.stream_send_buffer, 0),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import gevent
@@ -52,8 +53,19 @@ def stream():
         hub.redis.zrem(hub.keys.streams(viewer.user_id), viewer.id)
         raise unavailable("The live stream is catching up with Redis; try again shortly.")
     viewer.socket = request.environ.get("gunicorn.socket")
+    limit_send_buffer(viewer.socket, hub.settings.stream_send_buffer)
     body = StreamBody(hub, viewer, version, board, last or after_board(version))
     return Response(body, mimetype="text/event-stream", headers=HEADERS)
+
+
+def limit_send_buffer(sock, size: int) -> None:
+    """Bound what the kernel holds for one viewer (autotuning would let it grow to MBs):
+    a viewer that stops reading then fills its queue here and is disconnected."""
+    if sock is not None and size > 0:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        except OSError:
+            pass
 
 
 def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
