@@ -16,7 +16,15 @@ const state = {
   action: null,          // the action token in hand
   boardVersion: 0,
   meFetchedAt: 0,
+  seenJobs: new Set(),   // personal events may come twice (replayed after a reconnect)
 };
+
+function firstTime(jobId) {
+  if (state.seenJobs.has(jobId)) return false;
+  state.seenJobs.add(jobId);
+  if (state.seenJobs.size > 500) state.seenJobs.delete(state.seenJobs.values().next().value);
+  return true;
+}
 
 // ------------------------------------------------------------------ HTTP
 
@@ -106,12 +114,14 @@ function connect() {
   source.addEventListener("score", (event) => {
     remember(event);
     const data = JSON.parse(event.data);
+    if (!firstTime(data.job_id)) return;
     showMe({ ...state.me, score: data.score, rank: data.rank });
     note(`+${data.score_delta} applied${data.flagged ? " (flagged for review)" : ""}: score ${data.score}`);
   });
   source.addEventListener("rejected", (event) => {
     remember(event);
     const data = JSON.parse(event.data);
+    if (!firstTime(data.job_id)) return;
     note(`submission refused: ${data.error.message}`);
   });
   source.addEventListener("resync", () => loadMe());
