@@ -30,14 +30,16 @@ run: $(STAMP)
 	  set -e; export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
 	  python -m scoreboard migrate; \
 	  echo "API on http://127.0.0.1:$${PORT:-8000}  (OpenAPI: /api/openapi.json; Ctrl-C stops everything)"; \
-	  exec honcho start -f Procfile $(PROCESSES)'
+	  exec honcho start -f Procfile -p $${PORT:-8000} $(PROCESSES)'
 
 test: $(TEST_STAMP)
+	@bash tools/system_packages.sh
 	@$(PY) tools/devenv.py run --purpose test -- sh -c '\
 	  export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
 	  python -m pytest $(PYTEST_ARGS)'
 
 bench: $(TEST_STAMP)
+	@bash tools/system_packages.sh
 	@$(PY) tools/devenv.py run --purpose test -- $(PY) bench/run.py $(BENCH_ARGS)
 
 migrate: $(STAMP)

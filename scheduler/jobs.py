@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -15,11 +16,34 @@ from workers.enqueue import enqueue_apply
 
 log = logging.getLogger(__name__)
 
+
+def single_run(func):
+    """Run the job only where no other run of it is under way (``rq cron`` restarted, or
+    two workers holding two enqueued runs); a run that finds one going is skipped."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        applier = context.applier()
+        lock = applier.redis.lock(f"{applier.keys.prefix}cron:{func.__name__}", timeout=120, blocking=False)
+        if not lock.acquire():
+            log.info("periodic job skipped: another run is under way", extra={"job": func.__name__})
+            return {"skipped": True}
+        try:
+            return func(*args, **kwargs)
+        finally:
+            try:
+                lock.release()
+            except Exception:  # expired meanwhile: nothing to release
+                pass
+
+    return wrapper
+
 # A batch with no apply job this long after it opened was lost between the web's
 # accept and its enqueue (a web process killed in between): enqueue it again.
 ORPHAN_AFTER_S = 15
 
 
+@single_run
 def recover_batches() -> dict:
     """Retry apply jobs abandoned by dead workers, and enqueue batches that have no job."""
     applier, settings = context.applier(), context.settings()
@@ -38,6 +62,7 @@ def recover_batches() -> dict:
     return {"orphans": requeued}
 
 
+@single_run
 def warm_board() -> dict:
     """Rebuild the ranking if Redis lost it, and refill the cached board."""
     applier = context.applier()

@@ -1,9 +1,12 @@
-"""PostgreSQL access: the engine, built from the settings by each entry point."""
+"""PostgreSQL access: the primary engine, and the router of read-only queries to replicas."""
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from scoreboard.settings import Settings
 
@@ -24,3 +27,82 @@ def make_engine(settings: Settings, **overrides) -> Engine:
     )
     options.update(overrides)
     return create_engine(settings.database_url, **options)
+
+
+class ReadRouter:
+    """Sends read-only queries to a replica that answers and is not lagging, else to the primary.
+
+    Each replica's health (reachable, replay lag under ``max_lag_s``) is checked at most
+    every ``check_interval_s`` per process; a replica that fails a query is skipped until
+    its next check. Writes never come here: they always use the primary engine.
+
+    Args:
+        primary: the engine of the primary.
+        replicas: engines of the read replicas (may be empty).
+        max_lag_s: the most replay lag a replica may have and still be used.
+        check_interval_s: how long a health verdict is trusted.
+    """
+
+    LAG_SQL = (
+        "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0"
+        " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+        " ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END"
+    )
+
+    def __init__(self, primary: Engine, replicas: list[Engine] | tuple = (), max_lag_s: float = 5.0,
+                 check_interval_s: float = 5.0):
+        self.primary = primary
+        self.replicas = list(replicas)
+        self.max_lag_s = max_lag_s
+        self.check_interval_s = check_interval_s
+        self._health: dict[int, tuple[float, bool]] = {}
+        self._next = 0
+
+    def engine(self) -> Engine:
+        """The engine for the next read: a healthy replica (round robin), else the primary."""
+        for _ in range(len(self.replicas)):
+            index = self._next % len(self.replicas)
+            self._next += 1
+            if self._healthy(index):
+                return self.replicas[index]
+        return self.primary
+
+    def read(self, query):
+        """Run ``query(connection)`` on a replica; on a connection failure, on the primary."""
+        engine = self.engine()
+        if engine is self.primary:
+            with engine.connect() as conn:
+                return query(conn)
+        try:
+            with engine.connect() as conn:
+                return query(conn)
+        except OperationalError:
+            self._health[self.replicas.index(engine)] = (time.monotonic(), False)
+            with self.primary.connect() as conn:
+                return query(conn)
+
+    def _healthy(self, index: int) -> bool:
+        checked_at, ok = self._health.get(index, (-1e9, False))
+        if time.monotonic() - checked_at < self.check_interval_s:
+            return ok
+        try:
+            with self.replicas[index].connect() as conn:
+                ok = float(conn.exec_driver_sql(self.LAG_SQL).scalar()) <= self.max_lag_s
+        except Exception:  # unreachable or broken: not healthy
+            ok = False
+        self._health[index] = (time.monotonic(), ok)
+        return ok
+
+    def dispose(self) -> None:
+        for engine in self.replicas:
+            engine.dispose()
+
+
+def make_read_router(settings: Settings, primary: Engine) -> ReadRouter:
+    """The read router of ``settings.database_replica_urls`` (no replicas: always the primary)."""
+    replicas = [
+        create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True,
+                      connect_args={"connect_timeout": 2, "application_name": "scoreboard-read"})
+        for url in settings.database_replica_urls
+    ]
+    return ReadRouter(primary, replicas, settings.replica_max_lag_s)

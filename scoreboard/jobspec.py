@@ -9,7 +9,11 @@ from __future__ import annotations
 APPLY_JOB = "workers.jobs.apply_batch"
 APPLY_FAILURE_CALLBACK = "workers.jobs.on_apply_failure"
 # Waits between the attempts of an apply job before it lands in the failed registry.
-APPLY_RETRY_INTERVALS = (1, 2, 5, 10, 30)
+# The first retry is immediate (no scheduler needed), so an abandoned job resumes at once.
+APPLY_RETRY_INTERVALS = (0, 2, 5, 10, 30, 60)
+# A submission split off a failed batch failed for a reason other than a lost
+# connection: a few quick attempts, then the failed registry for an admin to see.
+SPLIT_RETRY_INTERVALS = (1, 2)
 APPLY_FAILURE_TTL = 30 * 24 * 3600
 
 

@@ -97,6 +97,8 @@ class Settings:
     max_content_length: int = 16 * 1024
     prefer_wait_max: float = 10.0
     batch_max: int = 200
+    # Most accepted submissions waiting to be applied; beyond it submit answers 503.
+    pending_cap: int = 100_000
     apply_job_timeout: int = 30
     result_ttl: int = 24 * 3600
     board_cache_ttl: int = 5
@@ -104,6 +106,11 @@ class Settings:
     argon2_memory_kib: int = 19 * 1024
     argon2_parallelism: int = 1
     db_pool_size: int = 10
+    # Read replicas for read-only queries, and how much replay lag each may have.
+    # How many proxies in front of the app to trust for X-Forwarded-For/-Proto (nginx: 1).
+    trusted_proxies: int = 0
+    database_replica_urls: tuple[str, ...] = ()
+    replica_max_lag_s: float = 5.0
     log_level: str = "INFO"
     # The live stream (GET /api/scoreboard/stream), see web/stream/.
     stream_url: str = ""
@@ -177,6 +184,7 @@ class Settings:
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", cls.max_content_length, 256),
             prefer_wait_max=min(_float(env, "PREFER_WAIT_MAX", cls.prefer_wait_max), 10.0),
             batch_max=_int(env, "BATCH_MAX", cls.batch_max, 1),
+            pending_cap=_int(env, "PENDING_CAP", cls.pending_cap, 0),
             apply_job_timeout=_int(env, "APPLY_JOB_TIMEOUT", cls.apply_job_timeout, 1),
             result_ttl=_int(env, "RESULT_TTL", cls.result_ttl, 1),
             board_cache_ttl=_int(env, "BOARD_CACHE_TTL", cls.board_cache_ttl, 1),
@@ -184,6 +192,12 @@ class Settings:
             argon2_memory_kib=_int(env, "ARGON2_MEMORY_KIB", cls.argon2_memory_kib, 8),
             argon2_parallelism=_int(env, "ARGON2_PARALLELISM", cls.argon2_parallelism, 1),
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1),
+            database_replica_urls=tuple(
+                u.strip().replace("postgres://", "postgresql://", 1)
+                for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()
+            ),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", cls.trusted_proxies, 0),
+            replica_max_lag_s=_float(env, "REPLICA_MAX_LAG", cls.replica_max_lag_s),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             stream_url=env.get("STREAM_URL", ""),
             stream_retry_ms=_int(env, "STREAM_RETRY_MS", cls.stream_retry_ms, 100),

@@ -52,9 +52,12 @@ def base_env(database_url, redis_url):
         ARGON2_MEMORY_KIB="1024",
         APPLY_JOB_TIMEOUT="5",
         ACTION_TYPES=json.dumps([a.as_dict() for a in DEFAULT_ACTION_TYPES] + [TAP]),
-        # tests log in hundreds of users from one address
+        # tests log in hundreds of users from one address and submit fast; the rate
+        # limits themselves are tested on a web process of their own (`limited_api`)
         RATE_LIMIT_LOGIN="10000 per minute",
         RATE_LIMIT_REGISTER="10000 per minute",
+        RATE_LIMIT_SUBMIT="1000 per second",
+        RATE_LIMIT_ACTIONS="1000 per second",
         LOG_LEVEL="INFO",
         WEB_CONCURRENCY="2",
         PYTHONUNBUFFERED="1",
@@ -126,3 +129,20 @@ def api(stack, database_url, r, settings):
     stack.ensure_workers()
     reset_state(database_url, r, settings.redis_prefix)
     return stack.base
+
+
+LIMITS = {"RATE_LIMIT_SUBMIT": "5 per minute", "RATE_LIMIT_ACTIONS": "30 per minute"}
+
+
+@pytest.fixture(scope="session")
+def limited_web(stack, base_env):
+    """A second web process on the same services, with small rate limits."""
+    proc, base = processes.start_web({**base_env, **LIMITS}, LOG_DIR, workers=1)
+    yield base
+    proc.stop()
+
+
+@pytest.fixture
+def limited_api(api, limited_web):
+    """Base URL of the web process with small rate limits (state reset like ``api``)."""
+    return limited_web

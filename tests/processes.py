@@ -90,8 +90,20 @@ def start_stream(env: dict, log_dir: Path, port: int | None = None, workers: int
     return proc, base
 
 
-def start_worker(env: dict, log_dir: Path) -> Process:
-    return Process("worker", [sys.executable, "-m", "workers"], env, log_dir)
+def start_worker(env: dict, log_dir: Path, timeout: float = 30) -> Process:
+    """Start ``python -m workers`` and wait until it listens on its queues."""
+    import redis
+    from rq import Worker
+
+    proc = Process("worker", [sys.executable, "-m", "workers"], env, log_dir)
+    connection = redis.Redis.from_url(env["REDIS_URL"])
+    deadline = time.monotonic() + timeout
+    while not any(w.pid == proc.pid for w in Worker.all(connection=connection)):
+        if not proc.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not start:\n{proc.output()[-3000:]}")
+        time.sleep(0.05)
+    connection.close()
+    return proc
 
 
 def start_scheduler(env: dict, log_dir: Path) -> Process:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from flask import Flask, g, request
 from rq import Queue
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard.accounts import make_hasher
 from scoreboard.db import make_engine
@@ -88,4 +89,7 @@ def create_app(settings: Settings) -> Flask:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     return app

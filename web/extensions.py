@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flask import request
-from flask_jwt_extended import JWTManager, get_jwt_identity, verify_jwt_in_request
+from flask import g, request
+from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -13,12 +13,12 @@ from web import errors, schemas
 
 
 def rate_limit_key() -> str:
-    """Per user when a valid JWT came with the request, else per client address."""
-    try:
-        verify_jwt_in_request(optional=True)
-        identity = get_jwt_identity()
-    except Exception:
-        identity = None
+    """Per user when the view's JWT check has passed, else per client address.
+
+    Reads the token ``jwt_required`` already decoded, rather than decoding it again.
+    """
+    decoded = g.get("_jwt_extended_jwt")
+    identity = decoded.get("sub") if decoded else None
     return f"user:{identity}" if identity else f"ip:{request.remote_addr}"
 
 

@@ -17,6 +17,21 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 control_socket_disable = True  # several gunicorns may run on one machine
 
 
+def on_starting(server):
+    """Refuse to start, with a clear message, when settings or services are not right."""
+    import sys
+
+    from scoreboard.settings import Settings, SettingsError
+    from scoreboard.startup import StartupError, check
+
+    try:
+        check(Settings.from_env(), wait=float(os.environ.get("STARTUP_WAIT", "30")),
+              database=os.environ.get("STARTUP_CHECK_DATABASE", "true") != "false")
+    except (SettingsError, StartupError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr, flush=True)
+        sys.exit(4)
+
+
 def post_fork(server, worker):
     """psycopg2 would block the whole gevent loop without this, in each worker."""
     from psycogreen.gevent import patch_psycopg

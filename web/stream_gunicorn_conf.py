@@ -23,3 +23,18 @@ try:
     resource.setrlimit(resource.RLIMIT_NOFILE, (_hard if _hard != resource.RLIM_INFINITY else 1 << 20, _hard))
 except (ValueError, OSError):
     pass
+
+
+def on_starting(server):
+    """Refuse to start, with a clear message, when the settings are wrong or Redis does not
+    answer; the stream process never needs PostgreSQL, so it does not wait for it."""
+    import sys
+
+    from scoreboard.settings import Settings, SettingsError
+    from scoreboard.startup import StartupError, check
+
+    try:
+        check(Settings.from_env(), wait=float(os.environ.get("STARTUP_WAIT", "30")), database=False)
+    except (SettingsError, StartupError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr, flush=True)
+        sys.exit(4)

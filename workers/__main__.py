@@ -9,12 +9,13 @@ registry cleanup retries it, and PostgreSQL makes sure nothing is counted twice.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from scoreboard import logs
+from scoreboard import logs, startup
 from scoreboard.apply import Applier
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys, make_redis
@@ -55,7 +56,8 @@ def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
 def main() -> int:
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        startup.check(settings, wait=float(os.environ.get("STARTUP_WAIT", "30")))
+    except (SettingsError, startup.StartupError) as exc:
         print(f"worker: cannot start: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, "worker")

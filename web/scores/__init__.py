@@ -62,7 +62,7 @@ def submit(body):
     )
     accepted = submissions.accept(
         s.redis, s.scripts, s.keys, record, body["score_delta"], body["completed_at"], s.settings.batch_max,
-        request_id=getattr(g, "request_id", ""),
+        pending_cap=s.settings.pending_cap, request_id=getattr(g, "request_id", ""),
     )
     if accepted.new_batch:
         s.queue.enqueue(

@@ -1,0 +1,74 @@
+"""Start-up checks: clear errors (not tracebacks) when a backing service is missing or
+the schema is behind the code, after retrying with backoff for services still starting."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, pool, text
+
+from scoreboard.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class StartupError(Exception):
+    """The process cannot start; the message says why and what to do."""
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or ''}{parts.path}"
+
+
+def _retry(check, what: str, wait: float) -> None:
+    delay, deadline = 0.25, time.monotonic() + wait
+    while True:
+        try:
+            check()
+            return
+        except Exception as exc:  # any failure to connect
+            if time.monotonic() + delay > deadline:
+                raise StartupError(f"{what} is not reachable ({type(exc).__name__}: {exc})".strip()) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+def expected_revision() -> str:
+    return ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_current_head()
+
+
+def check(settings: Settings, wait: float = 30, database: bool = True) -> None:
+    """Wait up to ``wait`` seconds for Redis (and PostgreSQL), then check the schema.
+
+    Raises:
+        StartupError: with a message for the operator.
+    """
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    _retry(client.ping, f"Redis at {_where(settings.redis_url)}", wait)
+    client.close()
+    if not database:
+        return
+    engine = create_engine(settings.database_url, poolclass=pool.NullPool, connect_args={"connect_timeout": 2})
+    found: list = []
+
+    def read_revision():
+        with engine.connect() as conn:
+            exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
+            found[:] = [conn.execute(text("SELECT version_num FROM alembic_version")).scalar() if exists else None]
+
+    try:
+        _retry(read_revision, f"PostgreSQL at {_where(settings.database_url)}", wait)
+    finally:
+        engine.dispose()
+    head = expected_revision()
+    if found[0] != head:
+        raise StartupError(
+            f"the database schema is at revision {found[0] or 'none'} but this code needs {head}:"
+            " run `python -m scoreboard migrate` (the Procfile's release step) first"
+        )
