@@ -128,7 +128,7 @@ def fanout(env: dict, settings: Settings, r: redis.Redis, count: int, changes: i
         connect_s = time.monotonic() - started
         time.sleep(2)
         rss_after = rss_kib(worker)
-        connections = redis_connections(r, f"{settings.redis_prefix}stream")
+        connections = redis_connections(r, f"{settings.redis_prefix}stream:{worker}")
         published = {}
         cpu_before = cpu_seconds(worker)
         for i in range(changes):

@@ -139,7 +139,8 @@ def test_lost_subscription_catches_up_from_redis(live, stream_server, r, setting
     s = Stream(stream_server.base, p.tokens["access_token"])
     try:
         s.next(), s.next()
-        name = f"{settings.redis_prefix}stream"
+        (worker,) = worker_pids(stream_server.proc.pid)
+        name = f"{settings.redis_prefix}stream:{worker}"
         killed = 0
         for client in r.client_list():
             if client.get("name") == name and int(client.get("sub", 0)) > 0:

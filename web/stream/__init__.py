@@ -6,6 +6,8 @@ The stream process talks to Redis only: it never opens a database connection.
 
 from __future__ import annotations
 
+import os
+
 import orjson
 import redis
 from flask import Flask, Response
@@ -24,7 +26,7 @@ def make_stream_redis(settings: Settings) -> redis.Redis:
     pool = redis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.stream_redis_connections, timeout=10,
         socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30,
-        client_name=f"{settings.redis_prefix}stream",  # operators can tell its connections apart
+        client_name=f"{settings.redis_prefix}stream:{os.getpid()}",  # whose connections are whose
     )
     return redis.Redis(connection_pool=pool)
 
