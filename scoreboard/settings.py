@@ -117,7 +117,7 @@ class Settings:
     stream_retry_ms: int = 3000
     stream_heartbeat: float = 15.0
     stream_board_interval_ms: int = 100
-    stream_queue_max: int = 64
+    stream_queue_max: int = 256  # >= BATCH_MAX: one batch of one user never overflows it
     stream_send_timeout: float = 30.0
     stream_max_per_user: int = 5
     stream_replay_window: int = 10_000
