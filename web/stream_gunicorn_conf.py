@@ -14,7 +14,7 @@ globals().update({k: v for k, v in runpy.run_path(os.path.join(os.path.dirname(o
                   if not k.startswith("__")})
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('STREAM_PORT') or os.environ.get('PORT') or '8001'}"
-workers = int(os.environ.get("STREAM_CONCURRENCY", workers))  # noqa: F821 (from gunicorn_conf)
+workers = int(os.environ.get("STREAM_CONCURRENCY", globals()["workers"]))  # default: the web's
 worker_connections = int(os.environ.get("STREAM_WORKER_CONNECTIONS", "10000"))
 
 # Each viewer is a socket: let the process open as many as the system allows.
