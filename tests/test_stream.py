@@ -19,7 +19,14 @@ def board(api) -> dict:
 
 
 def open_stream(stream_server, player: Player, **kw) -> Stream:
-    s = Stream(stream_server.base, player.tokens["access_token"], **kw)
+    """Open a stream; a stream closed just before may hold its place in the per-user cap
+    for a moment (the server releases closed streams in batches), so 429 is retried."""
+    deadline = time.monotonic() + 5
+    while True:
+        s = Stream(stream_server.base, player.tokens["access_token"], **kw)
+        if s.status != 429 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert s.status == 200, s.body
     return s
 
