@@ -27,7 +27,7 @@ from scoreboard.events import EventId, Message, PersonalEvent, ReplayWindow, boa
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from web.stream.viewer import Viewer
+from web.stream.viewer import Viewer, frame
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Hub:
         self.by_session: dict[str, set[Viewer]] = defaultdict(set)
         self.window = ReplayWindow(settings.stream_replay_window)
         self.version = 0
-        self.board: tuple[int, bytes, bytes] | None = None  # version, body, event bytes
+        self.board: tuple[int, bytes, bytes, bytes] | None = None  # version, body, event bytes, framed
         self.ready = Event()  # subscribed and in sync with Redis
         self.draining = False
         self.stats = defaultdict(int)
@@ -310,7 +310,8 @@ class Hub:
     def _set_board(self, version: int, body: bytes) -> None:
         if self.board is not None and version <= self.board[0]:
             return
-        self.board = (version, body, board_event(version, body))
+        event = board_event(version, body)
+        self.board = (version, body, event, frame(event))
         if self._broadcast_pending:
             return
         delay = self._last_broadcast + self.settings.stream_board_interval_ms / 1000 - time.monotonic()
@@ -323,10 +324,10 @@ class Hub:
     def _broadcast(self) -> None:
         self._broadcast_pending = False
         self._last_broadcast = time.monotonic()
-        version, _, payload = self.board
+        version, _, payload, framed = self.board
         self.stats["boards"] += 1
-        for viewer in self.viewers:
-            viewer.offer_board(version, payload)
+        for viewer in list(self.viewers):  # a failed direct send may end a viewer
+            viewer.offer_board(version, payload, framed)
 
     # ------------------------------------------------------------------ ticker
 
@@ -344,7 +345,7 @@ class Hub:
                         self.abort(viewer, "send timeout")
                 if now >= next_beat:
                     next_beat = now + heartbeat
-                    for viewer in self.viewers:
+                    for viewer in list(self.viewers):
                         viewer.offer_ping()
                     self._check_sessions(list(self.viewers))
                     self._check_version()

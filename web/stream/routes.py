@@ -54,7 +54,8 @@ def stream():
         raise unavailable("The live stream is catching up with Redis; try again shortly.")
     viewer.socket = request.environ.get("gunicorn.socket")
     limit_send_buffer(viewer.socket, hub.settings.stream_send_buffer)
-    body = StreamBody(hub, viewer, version, board, last or after_board(version))
+    body = StreamBody(hub, viewer, version, board, last or after_board(version),
+                      writes_chunks=request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1")
     return Response(body, mimetype="text/event-stream", headers=HEADERS)
 
 
@@ -111,12 +112,19 @@ class StreamBody:
     The viewer joins the hub when the server starts reading the body, in the same step
     as the replay is read, so that every personal event is either replayed or live.
     ``close`` (called by the server however the response ends) forgets the viewer.
+
+    Under gunicorn on HTTP/1.1 the first bytes go through the server (with the headers);
+    after them the viewer writes its chunks to the socket itself until the stream ends,
+    and the server then ends the chunked body: no per-event trip through the WSGI layers,
+    and the hub can send to an idle viewer without waking it.
     """
 
-    def __init__(self, hub: Hub, viewer: Viewer, version: int, board: bytes, after: EventId):
+    def __init__(self, hub: Hub, viewer: Viewer, version: int, board: bytes, after: EventId,
+                 writes_chunks: bool = False):
         self.hub = hub
         self.viewer = viewer
         self._first: tuple[int, bytes, EventId] | None = (version, board, after)
+        self._own_writes = writes_chunks and viewer.socket is not None
 
     def __iter__(self):
         return self
@@ -126,6 +134,8 @@ class StreamBody:
         viewer.writing_since = 0.0
         if self._first is not None:
             chunk = self._open()
+        elif self._own_writes:
+            self._write_until_the_end()
         else:
             chunk = viewer.take()
         if chunk is None:
@@ -151,6 +161,19 @@ class StreamBody:
         else:
             parts.extend(e.payload for e in events)
         return b"".join(parts)
+
+    def _write_until_the_end(self):
+        viewer, sock = self.viewer, self.viewer.socket
+        viewer.chunked = True
+        if not hasattr(sock, "getpeercert"):  # TLS must go through the wrapped socket
+            viewer.direct = getattr(sock, "_sock", None)
+        while True:
+            chunk = viewer.take()
+            if chunk is None:
+                raise StopIteration
+            viewer.writing_since = time.monotonic()
+            sock.sendall(chunk)
+            viewer.writing_since = 0.0
 
     def close(self) -> None:
         self.hub.remove(self.viewer)
