@@ -66,7 +66,8 @@ def create_stream_app(settings: Settings) -> Flask:
             checks["redis"] = f"error: {type(exc).__name__}"
         checks["subscription"] = "ok" if hub.ready.wait(2) else "error: not in sync"
         ok = all(v == "ok" for v in checks.values())
-        body = {"status": "ok" if ok else "unavailable", "checks": checks, "viewers": len(hub.viewers)}
+        body = {"status": "ok" if ok else "unavailable", "checks": checks, "viewers": len(hub.viewers),
+                "version": hub.version, "counters": dict(hub.stats)}
         return Response(orjson.dumps(body), status=200 if ok else 503, mimetype="application/json")
 
     @app.after_request

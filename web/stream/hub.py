@@ -89,7 +89,7 @@ class Hub:
         """Stop the greenlets and end every stream at once (tests, and the end of a drain)."""
         gevent.killall(self._greenlets, block=False)
         for viewer in list(self.viewers):
-            self.abort(viewer, "stopped")
+            self.abort(viewer, "stopped", quiet=True)
 
     def drain(self, timeout: float = 5.0) -> None:
         """Tell every viewer to reconnect elsewhere and end their streams (SIGTERM).
@@ -107,8 +107,10 @@ class Hub:
         deadline = time.monotonic() + timeout
         while self.viewers and time.monotonic() < deadline:
             gevent.sleep(0.1)
+        if self.viewers:
+            log.warning("streams cut at the end of the drain", extra={"viewers": len(self.viewers)})
         for viewer in list(self.viewers):
-            self.abort(viewer, "drain timeout")
+            self.abort(viewer, "drain timeout", quiet=True)
         self._flush_gone()
 
     # ------------------------------------------------------------------ viewers
