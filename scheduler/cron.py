@@ -1,16 +1,22 @@
-"""The one list of periodic jobs: ``rq cron scheduler.cron``. Run exactly one scheduler."""
+"""The one list of periodic jobs, for ``python -m scheduler`` (or ``rq cron scheduler.cron``).
+
+Run exactly one scheduler: ``python -m scheduler`` takes a leader lock, so a second one
+waits on standby. The README's table of periodic jobs lists these, and a test checks it.
+"""
 
 from rq import cron
 
-from scheduler.jobs import recover_batches, warm_board
+from scheduler.jobs import purge_expired, reconcile_ranking, recover_batches, warm_board
 
 QUEUE = "maintenance"
 
 JOBS = (
-    # (function, interval in seconds)
-    (recover_batches, 10),
-    (warm_board, 30),
+    # (function, every N seconds, job timeout in seconds)
+    (recover_batches, 10, 60),
+    (warm_board, 30, 300),
+    (reconcile_ranking, 300, 600),
+    (purge_expired, 600, 600),
 )
 
-for func, interval in JOBS:
-    cron.register(func, QUEUE, interval=interval, job_timeout=60, result_ttl=300, failure_ttl=24 * 3600)
+for func, interval, timeout in JOBS:
+    cron.register(func, QUEUE, interval=interval, job_timeout=timeout, result_ttl=300, failure_ttl=24 * 3600)

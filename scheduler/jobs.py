@@ -1,4 +1,8 @@
-"""Periodic jobs. Each runs on a worker, is quick, and is safe to run twice."""
+"""Periodic jobs. Each runs on a worker, is quick, and is safe to run twice.
+
+Each records a report of its last run in Redis (``Keys.maintenance_report``); the web's
+``/metrics`` exports when each job last finished and the ranking drift found.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,32 @@ import functools
 import logging
 import time
 
+import orjson
 from rq import Queue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
-from scoreboard import jobspec, ranking
+from scoreboard import jobspec, metrics, purge, ranking, reconcile
 from workers import context
 from workers.enqueue import enqueue_apply
 
 log = logging.getLogger(__name__)
 
 
-def single_run(func):
+def single_run(func=None, *, timeout: int = 120):
     """Run the job only where no other run of it is under way (``rq cron`` restarted, or
-    two workers holding two enqueued runs); a run that finds one going is skipped."""
+    two workers holding two enqueued runs); a run that finds one going is skipped.
+
+    Args:
+        timeout: seconds the lock lives if a run dies holding it (at least the job timeout).
+    """
+    if func is None:
+        return functools.partial(single_run, timeout=timeout)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         applier = context.applier()
-        lock = applier.redis.lock(f"{applier.keys.prefix}cron:{func.__name__}", timeout=120, blocking=False)
+        lock = applier.redis.lock(f"{applier.keys.prefix}cron:{func.__name__}", timeout=timeout, blocking=False)
         if not lock.acquire():
             log.info("periodic job skipped: another run is under way", extra={"job": func.__name__})
             return {"skipped": True}
@@ -38,6 +49,14 @@ def single_run(func):
 
     return wrapper
 
+
+def _record(job: str, report: dict) -> dict:
+    """Keep the report of this run for the metrics, and return it (the job's result)."""
+    applier = context.applier()
+    applier.redis.hset(applier.keys.maintenance_report, job, orjson.dumps({**report, "at": time.time()}))
+    return report
+
+
 # A batch with no apply job this long after it opened was lost between the web's
 # accept and its enqueue (a web process killed in between): enqueue it again.
 ORPHAN_AFTER_S = 15
@@ -45,31 +64,52 @@ ORPHAN_AFTER_S = 15
 
 @single_run
 def recover_batches() -> dict:
-    """Retry apply jobs abandoned by dead workers, and enqueue batches that have no job."""
+    """Retry apply jobs abandoned by dead workers, and enqueue batches that have no job.
+
+    Batches older than the failed-job lifetime are left to ``purge_expired``.
+    """
     applier, settings = context.applier(), context.settings()
     r, keys = applier.redis, applier.keys
     queue = Queue(settings.queue_name, connection=r)
     StartedJobRegistry(queue=queue).cleanup()
-    cutoff_ms = (time.time() - ORPHAN_AFTER_S) * 1000
+    now = time.time()
+    oldest_ms, cutoff_ms = (now - jobspec.APPLY_FAILURE_TTL) * 1000, (now - ORPHAN_AFTER_S) * 1000
     requeued = 0
-    for raw in r.zrangebyscore(keys.batches, 0, cutoff_ms, start=0, num=1000):
+    for raw in r.zrangebyscore(keys.batches, oldest_ms, cutoff_ms, start=0, num=1000):
         batch_id = raw.decode()
         if not Job.exists(jobspec.apply_job_id(batch_id), connection=r):
             enqueue_apply(queue, batch_id, settings.apply_job_timeout, keys.prefix)
             requeued += 1
     if requeued:
         log.warning("orphan batches enqueued again", extra={"batches": requeued})
-    return {"orphans": requeued}
+    return _record("recover_batches", {"orphans": requeued})
 
 
-@single_run
+@single_run(timeout=300)
 def warm_board() -> dict:
-    """Rebuild the ranking if Redis lost it, and refill the cached board."""
+    """Rebuild the ranking if Redis lost it, and refill the cached top 100 and top 10."""
     applier = context.applier()
     ready = ranking.rebuild(applier.engine, applier.redis, applier.scripts, applier.keys)
-    keys = applier.keys
-    applier.scripts.refresh(
-        keys=[keys.ranking, keys.usernames, keys.ranking_ready, keys.board_version, keys.board_top, keys.board_top10],
-        args=[applier.board_ttl, "force"],
+    applier.scripts.refresh(keys=ranking.board_keys(applier.keys), args=[applier.board_ttl, "force"])
+    return _record("warm_board", {"ready": ready})
+
+
+@single_run(timeout=600)
+def reconcile_ranking() -> dict:
+    """Compare the Redis ranking with PostgreSQL, correct drift (rebuild it if it is gone)."""
+    applier = context.applier()
+    report = reconcile.reconcile(applier.engine, applier.redis, applier.scripts, applier.keys, applier.board_ttl)
+    metrics.RANKING_FIXES.inc(report.fixed + report.orphans_removed)
+    return _record("reconcile_ranking", report.as_dict())
+
+
+@single_run(timeout=600)
+def purge_expired() -> dict:
+    """Give every Redis record its expiry; fail submissions and batches that were lost."""
+    applier, settings = context.applier(), context.settings()
+    lifetimes = purge.Lifetimes(
+        action_token=purge.token_lifetime(settings.action_token_ttl, settings.clock_skew),
+        result=settings.result_ttl,
+        failed=jobspec.APPLY_FAILURE_TTL,
     )
-    return {"ready": ready}
+    return _record("purge_expired", purge.purge(applier.redis, applier.keys, lifetimes).as_dict())

@@ -9,6 +9,7 @@ reports them applied, without counting them again.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import orjson
@@ -16,7 +17,8 @@ import redis
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
-from scoreboard import anomaly, ranking
+from scoreboard import anomaly, metrics, ranking
+from scoreboard.logs import security_event
 from scoreboard.action_types import ActionType
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
@@ -58,6 +60,8 @@ class Outcome:
     score: int = 0
     flagged: bool = False
     error: dict | None = None
+    rules: dict | None = None  # the anomaly rules that fired, with their figures
+    replayed: bool = False  # applied by an earlier attempt of the same batch
 
 
 @dataclass
@@ -142,7 +146,7 @@ def apply_in_transaction(conn: Connection, subs: list[Submission], action_types:
         )
         if fired:
             flags.append((sub.user_id, history_id, sub.id, sub.token, sub.score_delta, orjson.dumps(fired).decode()))
-        outcomes[sub.id] = Outcome(sub, "applied", score=score, flagged=bool(fired))
+        outcomes[sub.id] = Outcome(sub, "applied", score=score, flagged=bool(fired), rules=fired or None)
 
     if history:
         conn.exec_driver_sql(
@@ -191,7 +195,7 @@ def _resolve_conflicts(conn: Connection, conflicts: list[Submission], outcomes: 
     for sub in conflicts:
         row = rows.get(sub.token)
         if row is not None and row.submission_id == sub.id and row.new_score is not None:
-            outcomes[sub.id] = Outcome(sub, "applied", score=row.new_score, flagged=row.flagged)
+            outcomes[sub.id] = Outcome(sub, "applied", score=row.new_score, flagged=row.flagged, replayed=True)
         else:
             outcomes[sub.id] = _rejected(sub, "token_used", "This action token has already been used.")
 
@@ -238,6 +242,16 @@ def publish(r: redis.Redis, scripts: Scripts, keys: Keys, result: BatchResult, b
     return int(reply[1]), reply[2] == 1
 
 
+def _report_flags(outcomes: list[Outcome]) -> None:
+    """One security event per newly flagged submission."""
+    for o in outcomes:
+        if o.flagged and not o.replayed:
+            sub = o.submission
+            security_event("submission_flagged", user_id=sub.user_id, submission_id=sub.id,
+                           request_id=sub.request_id, action_type=sub.action_type, score_delta=sub.score_delta,
+                           rules=o.rules)
+
+
 class RankingNotReady(Exception):
     """The Redis ranking is missing (Redis restarted empty or was flushed)."""
 
@@ -270,13 +284,17 @@ class Applier:
         if not subs:
             self.forget_batch(batch_id)
             return {"batch_id": batch_id, "applied": 0, "rejected": 0, "version": None, "board_changed": False}
+        started = time.perf_counter()
+        request_ids = sorted({s.request_id for s in subs if s.request_id})
         try:
             with self.engine.begin() as conn:
                 result = apply_in_transaction(conn, subs, self.action_types)
         except Exception as exc:
             ids = [s.id for s in subs]
+            metrics.APPLY_BATCHES.labels("error").inc()
             log.warning("apply transaction rolled back",
-                        extra={"batch_id": batch_id, "submission_ids": ids, "error": repr(exc)})
+                        extra={"batch_id": batch_id, "submission_ids": ids, "request_ids": request_ids,
+                               "error": repr(exc)})
             if is_transient(exc) or len(subs) == 1:
                 raise
             raise BatchFailed(ids, exc) from exc
@@ -286,8 +304,14 @@ class Applier:
             ranking.rebuild(self.engine, self.redis, self.scripts, self.keys)
             version, changed = self._publish(result, batch_id)
         applied = sum(o.state == "applied" for o in result.outcomes)
-        log.info("batch applied", extra={"batch_id": batch_id, "applied": applied,
-                                         "rejected": len(result.outcomes) - applied, "version": version})
+        seconds = time.perf_counter() - started
+        metrics.record_batch(result.outcomes, seconds)
+        _report_flags(result.outcomes)
+        log.info("batch applied", extra={"batch_id": batch_id, "size": len(subs), "applied": applied,
+                                         "rejected": len(result.outcomes) - applied,
+                                         "flagged": sum(o.flagged and not o.replayed for o in result.outcomes),
+                                         "version": version, "seconds": round(seconds, 4),
+                                         "request_ids": request_ids})
         return {"batch_id": batch_id, "applied": applied, "rejected": len(result.outcomes) - applied,
                 "version": version, "board_changed": changed}
 

@@ -21,13 +21,17 @@ def apply_job_id(batch_id: str) -> str:
     return f"apply-{batch_id}"
 
 
-def apply_job_options(batch_id: str, job_timeout: int, prefix: str) -> dict:
-    """Keyword arguments for ``Queue.enqueue`` besides the function and ``Retry``/``Callback``."""
+def apply_job_options(batch_id: str, job_timeout: int, prefix: str, request_id: str = "") -> dict:
+    """Keyword arguments for ``Queue.enqueue`` besides the function and ``Retry``/``Callback``.
+
+    ``request_id`` (of the request that opened the batch) goes into the job's ``meta``;
+    the worker binds it to the job's log lines.
+    """
     return {
         "job_id": apply_job_id(batch_id),
         "job_timeout": job_timeout,
         "result_ttl": 600,
         "failure_ttl": APPLY_FAILURE_TTL,
         "description": f"apply batch {batch_id}",
-        "meta": {"prefix": prefix},
+        "meta": {"prefix": prefix, "request_id": request_id} if request_id else {"prefix": prefix},
     }

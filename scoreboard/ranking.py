@@ -7,6 +7,7 @@ Redis (sorted set member order) and in PostgreSQL (``ORDER BY``) alike.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from datetime import datetime
 
@@ -15,6 +16,7 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from scoreboard import metrics
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 _EPOCH_SPAN_US = 10**16
 BOARD_ORDER_SQL = "current_score DESC, score_reached_at ASC, id DESC"
 REBUILD_CHUNK = 5000
+# The PostgreSQL fallback: one request fills the cache; the others poll it briefly.
+FILL_LOCK_MS = 5000
+FILL_WAIT_S = 2.0
+FILL_POLL_S = 0.02
 
 
 def member(user_id: int, reached_at: datetime) -> str:
@@ -44,7 +50,7 @@ def rebuild(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, wait: 
         True when the ranking is ready afterwards.
     """
     token = str(time.time())
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (FILL_WAIT_S if wait is None else wait)
     while not r.set(keys.rebuild_lock, token, nx=True, ex=120):
         if r.exists(keys.ranking_ready):
             return True
@@ -77,23 +83,72 @@ def rebuild(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, wait: 
             r.delete(keys.rebuild_lock)
 
 
-def read_board(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, limit: int, cache_ttl: int) -> bytes:
-    """The body of ``GET /api/scoreboard`` for the top ``limit``, as JSON bytes.
+def board_keys(keys: Keys) -> list[str]:
+    """KEYS of refresh.lua."""
+    return [keys.ranking, keys.usernames, keys.ranking_ready, keys.board_version, keys.board_top, keys.board_top10]
 
-    From the cache when it is there; filled from the Redis ranking on a miss; from
-    PostgreSQL while the ranking is being rebuilt, so the answer is never a partial board.
+
+def read_board(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, limit: int, cache_ttl: int) -> bytes:
+    """The body of ``GET /api/scoreboard`` for the top ``limit``, as JSON bytes (seed flow 5).
+
+    From the cache when it is there; on a miss, refilled from the Redis ranking (one
+    atomic script, so concurrent misses fill once); while the ranking is missing or
+    being rebuilt, from PostgreSQL (``engine`` may be a replica), one request filling
+    the cache for the others, so the answer is never a partial board.
     """
-    if limit == 10:
-        cached = r.get(keys.board_top10)
-        if cached is not None:
-            return cached
-    reply = scripts.refresh(
-        keys=[keys.ranking, keys.usernames, keys.ranking_ready, keys.board_version, keys.board_top, keys.board_top10],
-        args=[cache_ttl, ""],
-    )
+    body, source = _read(engine, r, scripts, keys, limit, cache_ttl)
+    metrics.BOARD_READS.labels(source).inc()
+    return body
+
+
+def _read(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, limit: int,
+          cache_ttl: int) -> tuple[bytes, str]:
+    cached = r.get(keys.board_top10 if limit == 10 else keys.board_top)
+    if cached is not None:
+        return (cached if limit == 10 else _slice(cached, limit)), "cache"
+    reply = scripts.refresh(keys=board_keys(keys), args=[cache_ttl, ""])
     if reply[0] == b"ok":
-        return reply[1] if limit == 10 else _slice(reply[2], limit)
-    return _slice(board_from_database(engine, r, keys, 100), limit)
+        return (reply[1] if limit == 10 else _slice(reply[2], limit)), ("ranking" if reply[3] == 1 else "cache")
+    body, source = fill_from_database(engine, r, scripts, keys, cache_ttl)
+    return _slice(body, limit), source
+
+
+def fill_from_database(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, cache_ttl: int,
+                       wait: float | None = None) -> tuple[bytes, str]:
+    """Read the top 100 from PostgreSQL and cache it, one caller at a time (single flight).
+
+    The caller that takes the fill lock reads the board version (starting it again from
+    the clock if Redis lost it, so it never goes back), reads PostgreSQL and caches the
+    board for ``cache_ttl`` seconds unless a newer one was cached meanwhile;
+    the others poll the cache for up to ``wait`` seconds (default ``FILL_WAIT_S``), then
+    read PostgreSQL alone.
+
+    Returns:
+        (top 100 body, source): ``database``, ``cache_after_wait`` or ``database_uncached``.
+    """
+    owner = secrets.token_hex(8)
+    if r.set(keys.board_fill_lock, owner, nx=True, px=FILL_LOCK_MS):
+        try:
+            # Version first, then the snapshot: a batch committed after the snapshot
+            # publishes a higher version, so clients never see newer data labelled older.
+            version = int(scripts.ensure_version(keys=[keys.board_version]))
+            body = board_from_database(engine, r, keys, 100, version=version)
+            board = orjson.loads(body)
+            top10 = orjson.dumps({**board, "entries": board["entries"][:10]})
+            pipe = r.pipeline(transaction=True)
+            pipe.set(keys.board_top, body, ex=cache_ttl, nx=True)
+            pipe.set(keys.board_top10, top10, ex=cache_ttl, nx=True)
+            pipe.execute()
+            return body, "database"
+        finally:
+            scripts.unlock(keys=[keys.board_fill_lock], args=[owner])
+    deadline = time.monotonic() + (FILL_WAIT_S if wait is None else wait)
+    while time.monotonic() < deadline:
+        time.sleep(FILL_POLL_S)
+        cached = r.get(keys.board_top)
+        if cached is not None:
+            return cached, "cache_after_wait"
+    return board_from_database(engine, r, keys, 100), "database_uncached"
 
 
 def _slice(body: bytes, limit: int) -> bytes:
@@ -104,8 +159,12 @@ def _slice(body: bytes, limit: int) -> bytes:
     return orjson.dumps(board)
 
 
-def board_from_database(engine: Engine, r: redis.Redis, keys: Keys, limit: int) -> bytes:
-    """Read the top ``limit`` from PostgreSQL (the fallback path)."""
+def board_from_database(engine: Engine, r: redis.Redis, keys: Keys, limit: int, version: int | None = None) -> bytes:
+    """Read the top ``limit`` from PostgreSQL (the fallback path).
+
+    Args:
+        version: the board version to label it with (default: the current one in Redis).
+    """
     with engine.connect() as conn:
         rows = conn.execute(
             text(
@@ -122,7 +181,8 @@ def board_from_database(engine: Engine, r: redis.Redis, keys: Keys, limit: int) 
         if row.current_score != previous:
             rank, previous = position, row.current_score
         entries.append({"rank": rank, "user_id": row.id, "username": row.username, "score": row.current_score})
-    version = int(r.get(keys.board_version) or 0)
+    if version is None:
+        version = int(r.get(keys.board_version) or 0)
     return orjson.dumps({"entries": entries, "version": version, "generated_at": time.time_ns() // 1_000_000})
 
 

@@ -97,6 +97,21 @@ class Keys:
         return f"{self.prefix}board:fill"
 
     @property
+    def board_published(self) -> str:
+        """The entries of the top 10 last published (publish.lua, republish.lua)."""
+        return f"{self.prefix}board:top:last10"
+
+    @property
+    def maintenance_report(self) -> str:
+        """Hash: job name -> JSON report of its last run (exported by the web's /metrics)."""
+        return f"{self.prefix}ops:report"
+
+    @property
+    def scheduler_leader(self) -> str:
+        """Held by the one scheduler that enqueues the periodic jobs."""
+        return f"{self.prefix}ops:scheduler"
+
+    @property
     def events_channel(self) -> str:
         return f"{self.prefix}events"
 

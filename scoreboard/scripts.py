@@ -13,8 +13,13 @@ _NEEDS = {
     "accept": (),
     "seal": (),
     "rebuild": ("ranking",),
-    "refresh": ("board",),
+    "refresh": ("board", "version"),
     "publish": ("ranking", "board"),
+    "ensure_version": ("version",),
+    "unlock": (),
+    "republish": ("board", "version"),
+    "reconcile": (),
+    "lead": (),
 }
 
 
@@ -38,3 +43,8 @@ class Scripts:
     rebuild: Script
     refresh: Script
     publish: Script
+    ensure_version: Script
+    unlock: Script
+    republish: Script
+    reconcile: Script
+    lead: Script

@@ -123,6 +123,11 @@ class Settings:
     stream_replay_window: int = 10_000
     stream_redis_connections: int = 20
     stream_send_buffer: int = 32 * 1024
+    # Port of the worker's or scheduler's own /metrics (0: none); the web serves /metrics itself.
+    metrics_port: int = 0
+    metrics_host: str = "0.0.0.0"
+    # When set, the web's /metrics answers only ``Authorization: Bearer <metrics_token>``.
+    metrics_token: str = ""
 
     @property
     def action_types_by_name(self) -> dict[str, ActionType]:
@@ -209,4 +214,7 @@ class Settings:
             stream_replay_window=_int(env, "STREAM_REPLAY_WINDOW", cls.stream_replay_window, 1),
             stream_redis_connections=_int(env, "STREAM_REDIS_CONNECTIONS", cls.stream_redis_connections, 2),
             stream_send_buffer=_int(env, "STREAM_SEND_BUFFER", cls.stream_send_buffer, 0),
+            metrics_port=_int(env, "METRICS_PORT", cls.metrics_port, 0),
+            metrics_host=env.get("METRICS_HOST") or cls.metrics_host,
+            metrics_token=env.get("METRICS_TOKEN", ""),
         )

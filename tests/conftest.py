@@ -146,3 +146,12 @@ def limited_web(stack, base_env):
 def limited_api(api, limited_web):
     """Base URL of the web process with small rate limits (state reset like ``api``)."""
     return limited_web
+
+
+@pytest.fixture(scope="session")
+def spare_redis_index():
+    """A second Redis database index of this session, for process groups that must not
+    share queues with ``stack`` (their own web, workers or schedulers). Flushed by each user."""
+    index = services.RedisIndex()
+    yield index
+    index.release()

@@ -107,7 +107,7 @@ def start_worker(env: dict, log_dir: Path, timeout: float = 30) -> Process:
 
 
 def start_scheduler(env: dict, log_dir: Path) -> Process:
-    return Process("scheduler", [str(BIN / "rq"), "cron", "scheduler.cron", "--url", env["REDIS_URL"]], env, log_dir)
+    return Process("scheduler", [sys.executable, "-m", "scheduler"], env, log_dir)
 
 
 def wait_http(url: str, proc: Process, timeout: float = 30) -> None:

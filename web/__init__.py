@@ -9,12 +9,13 @@ from flask import Flask, g, request
 from rq import Queue
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from scoreboard import logs
 from scoreboard.accounts import make_hasher
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from web import errors, identity
+from web import errors, identity, metrics
 from web.extensions import api, jwt, limiter
 from web.services import Services
 
@@ -59,6 +60,8 @@ def create_app(settings: Settings) -> Flask:
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     errors.install(app)
+    s = app.extensions["scoreboard"]
+    metrics.install(app, s.redis, s.keys, settings, engine=s.engine)
 
     from web.actions import blp as actions_blp
     from web.auth import blp as auth_blp
@@ -81,6 +84,13 @@ def create_app(settings: Settings) -> Flask:
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else secrets.token_hex(8)
+        g._log_token = logs.bind(request_id=g.request_id)
+
+    @app.teardown_request
+    def _unbind_request_id(_exc):
+        token = g.pop("_log_token", None)
+        if token is not None:
+            logs.unbind(token)
 
     @app.after_request
     def _headers(response):

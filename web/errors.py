@@ -6,7 +6,7 @@ import logging
 
 import orjson
 import redis
-from flask import Response
+from flask import Response, g, has_request_context
 from sqlalchemy.exc import OperationalError, DisconnectionError
 from werkzeug.exceptions import HTTPException
 
@@ -49,6 +49,8 @@ HTTP_CODES = {
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None, headers=None) -> Response:
     body = {"code": code, "message": message}
+    if has_request_context():
+        g.error_code = code  # for the metrics and the security log (web.metrics.observe)
     if fields:
         body["fields"] = fields
     response = Response(orjson.dumps({"error": body}), status=status, mimetype="application/json")

@@ -1,7 +1,10 @@
 """gunicorn settings for the web and stream processes (gevent workers, no preload)."""
 
+import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gevent"
@@ -15,6 +18,21 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 control_socket_disable = True  # several gunicorns may run on one machine
+
+# gunicorn's own lines in the same JSON shape as the app's (scoreboard.logs imports no app code),
+# Python warnings (gevent's at patch time) included.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "scoreboard.logs.JsonFormatter", "process_name": "web"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": loglevel.upper(), "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
+    },
+}
+logging.captureWarnings(True)
 
 
 def on_starting(server):
@@ -44,3 +62,39 @@ def post_worker_init(worker):
     from web.stream.lifecycle import chain_sigterm
 
     chain_sigterm(timeout=max(1.0, min(5.0, worker.cfg.graceful_timeout / 2)))
+
+
+# Metrics: every worker writes to a directory of this gunicorn's own, made fresh at start
+# (inside PROMETHEUS_MULTIPROC_DIR when the operator sets one, e.g. a tmpfs) and removed at
+# exit. It is set before any worker imports prometheus_client, which reads it at import.
+_metrics_dir = None
+
+
+def pre_fork(server, worker):
+    """Before the first worker: make the metrics directory (nothing in this master process
+    imports prometheus_client, so the workers it forks see the variable at their import)."""
+    if _metrics_dir is None:
+        _make_metrics_dir()
+
+
+def _make_metrics_dir():
+    global _metrics_dir
+    parent = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    _metrics_dir = tempfile.mkdtemp(prefix="scoreboard-web-metrics-", dir=parent)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (open streams, pool in use) must not count any more."""
+    if _metrics_dir is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -24,6 +24,8 @@ class Services:
     keys: Keys
     queue: Queue
     hasher: PasswordHasher
+    # Where board reads go; None: the primary. A replica engine plugs in here.
+    read_engine: Engine | None = None
 
 
 def services() -> Services:

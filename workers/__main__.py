@@ -4,24 +4,33 @@ It works in-process (no fork per job): a batch job is short, and the engine and 
 connection pool live as long as the process. A worker killed mid-job leaves its job in
 RQ's started registry; once its heartbeat lapses (job timeout + a few seconds) the
 registry cleanup retries it, and PostgreSQL makes sure nothing is counted twice.
+
+With ``METRICS_PORT`` set, the worker serves its own Prometheus metrics on that port
+(one port per worker process; see the README's Operations section).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 
-from redis import Redis
-from rq import Queue, SimpleWorker
+# This process exports its own registry on its own port; a PROMETHEUS_MULTIPROC_DIR meant
+# for the web must not send its figures to files. prometheus_client reads it at import.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
-from scoreboard import logs, startup
-from scoreboard.apply import Applier
-from scoreboard.db import make_engine
-from scoreboard.redis_client import Keys, make_redis
-from scoreboard.scripts import Scripts
-from scoreboard.settings import Settings, SettingsError
-from workers import context
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+from redis import Redis  # noqa: E402
+from rq import Queue, SimpleWorker, worker_registration  # noqa: E402
+
+from scoreboard import logs, metrics, startup  # noqa: E402
+from scoreboard.apply import Applier  # noqa: E402
+from scoreboard.db import make_engine  # noqa: E402
+from scoreboard.redis_client import Keys, make_redis  # noqa: E402
+from scoreboard.scripts import Scripts  # noqa: E402
+from scoreboard.settings import Settings, SettingsError  # noqa: E402
+from workers import context  # noqa: E402
 
 HEARTBEAT_MARGIN_S = 5
 
@@ -32,13 +41,36 @@ class ScoreWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job) -> int:
         return int(job.timeout or self.job_monitoring_interval) + HEARTBEAT_MARGIN_S
 
+    def perform_job(self, job, queue) -> bool:
+        """Run the job with its ids bound to every log line, and count it."""
+        name = (job.func_name or "unknown").rsplit(".", 1)[-1]
+        started = time.perf_counter()
+        with logs.context(job_id=job.id, request_id=(job.meta or {}).get("request_id")):
+            ok = super().perform_job(job, queue)
+        metrics.JOBS.labels(name, "ok" if ok else "failed").inc()
+        metrics.JOB_DURATION.labels(name).observe(time.perf_counter() - started)
+        return ok
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        """Also register again when Redis lost the worker (flushed, or restarted empty)."""
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None and not self.connection.hexists(self.key, "birth"):
+            with self.connection.pipeline() as pipe:
+                pipe.hset(self.key, mapping=self.serialize())
+                worker_registration.register(self, pipe)
+                pipe.expire(self.key, timeout or self.worker_ttl + 60)
+                pipe.execute()
+            self.log.warning("worker registered again: Redis had lost it", extra={"worker": self.name})
+
 
 def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
     """Create the worker and install the jobs' context from ``settings``."""
     redis = make_redis(settings)
+    engine = make_engine(settings)
+    metrics.instrument_pool(engine)
     context.install(
         Applier(
-            engine=make_engine(settings),
+            engine=engine,
             redis=redis,
             scripts=Scripts(redis),
             keys=Keys(settings.redis_prefix),
@@ -61,6 +93,7 @@ def main() -> int:
         print(f"worker: cannot start: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, "worker")
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     worker, _ = build(settings)
     logging.getLogger(__name__).info("worker starting", extra={"queues": worker.queue_names()})
     worker.work(with_scheduler=True, logging_level=settings.log_level)

@@ -70,7 +70,8 @@ def submit(body):
             accepted.batch_id,
             retry=Retry(max=len(jobspec.APPLY_RETRY_INTERVALS), interval=list(jobspec.APPLY_RETRY_INTERVALS)),
             on_failure=Callback(jobspec.APPLY_FAILURE_CALLBACK),
-            **jobspec.apply_job_options(accepted.batch_id, s.settings.apply_job_timeout, s.keys.prefix),
+            **jobspec.apply_job_options(accepted.batch_id, s.settings.apply_job_timeout, s.keys.prefix,
+                                        request_id=getattr(g, "request_id", "")),
         )
     wait = prefer_wait(request.headers.get("Prefer"), s.settings.prefer_wait_max)
     if wait:

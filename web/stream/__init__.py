@@ -15,7 +15,7 @@ from flask import Flask, Response
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from web import errors
+from web import errors, metrics
 from web.stream import lifecycle
 from web.stream.hub import Hub
 
@@ -49,6 +49,7 @@ def create_stream_app(settings: Settings) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_content_length)
     hub = init_stream(app, settings)
     errors.install(app)
+    metrics.install(app, hub.redis, hub.keys, settings, engine=None, scrape=False)  # GET /metrics
 
     @app.get("/healthz")
     def healthz():

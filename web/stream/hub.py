@@ -22,6 +22,7 @@ import redis
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
+from scoreboard import metrics
 from scoreboard.events import EventId, Message, PersonalEvent, ReplayWindow, board_event, load_window, \
     parse_message, sse
 from scoreboard.redis_client import Keys
@@ -120,6 +121,7 @@ class Hub:
         self.by_user[viewer.user_id].add(viewer)
         self.by_session[viewer.session].add(viewer)
         self.stats["connected"] += 1
+        metrics.stream_opened()
 
     def watch_peer(self, viewer: Viewer) -> None:
         """End the stream as soon as the client closes its connection, not at the next write
@@ -156,6 +158,7 @@ class Hub:
             viewer.watch = None
         if viewer in self.viewers:
             self.viewers.discard(viewer)
+            metrics.stream_closed()
             for index, key in ((self.by_user, viewer.user_id), (self.by_session, viewer.session)):
                 group = index.get(key)
                 if group is not None:
@@ -298,9 +301,12 @@ class Hub:
 
     def _deliver(self, events: list[PersonalEvent]) -> None:
         for event in events:
-            for viewer in list(self.by_user.get(event.user_id, ())):
+            viewers = list(self.by_user.get(event.user_id, ()))
+            for viewer in viewers:
                 if not viewer.offer_personal(event):
                     self.abort(viewer, "queue full")
+            if viewers:
+                metrics.event_sent(event.event, len(viewers))
 
     def _logout(self, message: Message) -> None:
         sid, jti = message.logout.get("sid"), message.logout.get("jti")
@@ -330,6 +336,7 @@ class Hub:
         self.stats["boards"] += 1
         for viewer in list(self.viewers):  # a failed direct send may end a viewer
             viewer.offer_board(version, payload, framed)
+        metrics.event_sent("scoreboard", len(self.viewers))
 
     # ------------------------------------------------------------------ ticker
 
@@ -349,6 +356,7 @@ class Hub:
                     next_beat = now + heartbeat
                     for viewer in list(self.viewers):
                         viewer.offer_ping()
+                    metrics.event_sent("ping", len(self.viewers))
                     self._check_sessions(list(self.viewers))
                     self._check_version()
             except Exception:
