@@ -330,3 +330,19 @@ def test_per_user_cap_on_open_streams(live, stream_server):
     finally:
         for s in opened:
             s.close()
+
+
+def test_stream_process_metrics(live, stream_server):
+    s = open_stream(stream_server, Player(live))
+    try:
+        s.next(), s.next()
+        s.next(timeout=5, skip_pings=False)  # a ping has been counted
+        text = requests.get(f"{stream_server.base}/metrics").text
+        gauges = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+                  if line.startswith("scoreboard_stream_")}
+        assert gauges["scoreboard_stream_connections"] >= 1
+        assert gauges['scoreboard_stream_events_sent_total{event="ping"}'] >= 1
+        ready = requests.get(f"{stream_server.base}/readyz").json()
+        assert ready["status"] == "ok" and ready["checks"] == {"redis": "ok", "subscription": "ok"}
+    finally:
+        s.close()
