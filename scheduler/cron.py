@@ -4,11 +4,14 @@ Run exactly one scheduler: ``python -m scheduler`` takes a leader lock, so a sec
 waits on standby. The README's table of periodic jobs lists these, and a test checks it.
 """
 
+import os
+
 from rq import cron
 
 from scheduler.jobs import purge_expired, reconcile_ranking, recover_batches, warm_board
 
-QUEUE = "maintenance"
+# Read once, when the scheduler loads this list (the workers use the same setting).
+QUEUE = os.environ.get("MAINTENANCE_QUEUE_NAME", "maintenance")
 
 JOBS = (
     # (function, every N seconds, job timeout in seconds)

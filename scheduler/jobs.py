@@ -12,7 +12,7 @@ import time
 
 import orjson
 from rq import Queue
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from scoreboard import jobspec, metrics, purge, ranking, reconcile
@@ -57,16 +57,19 @@ def _record(job: str, report: dict) -> dict:
     return report
 
 
-# A batch with no apply job this long after it opened was lost between the web's
-# accept and its enqueue (a web process killed in between): enqueue it again.
+# A batch still waiting this long has lost its job when the job is missing (a web process
+# killed between accept and enqueue) or marked queued but in no queue (a worker killed
+# between taking it off the queue and starting it): enqueue it again.
 ORPHAN_AFTER_S = 15
 
 
-@single_run
+# The lock lives about one interval: a worker killed during a run holds it no longer.
+@single_run(timeout=10)
 def recover_batches() -> dict:
-    """Retry apply jobs abandoned by dead workers, and enqueue batches that have no job.
+    """Retry apply jobs abandoned by dead workers, and enqueue batches whose job was lost.
 
-    Batches older than the failed-job lifetime are left to ``purge_expired``.
+    Batches older than the failed-job lifetime are left to ``purge_expired``. Running an
+    apply job twice is harmless: PostgreSQL applies each token once.
     """
     applier, settings = context.applier(), context.settings()
     r, keys = applier.redis, applier.keys
@@ -74,18 +77,27 @@ def recover_batches() -> dict:
     StartedJobRegistry(queue=queue).cleanup()
     now = time.time()
     oldest_ms, cutoff_ms = (now - jobspec.APPLY_FAILURE_TTL) * 1000, (now - ORPHAN_AFTER_S) * 1000
+    waiting = None
     requeued = 0
     for raw in r.zrangebyscore(keys.batches, oldest_ms, cutoff_ms, start=0, num=1000):
         batch_id = raw.decode()
-        if not Job.exists(jobspec.apply_job_id(batch_id), connection=r):
+        job = Job.fetch_many([jobspec.apply_job_id(batch_id)], connection=r)[0]
+        if job is None:
             enqueue_apply(queue, batch_id, settings.apply_job_timeout, keys.prefix)
-            requeued += 1
+        elif job.get_status(refresh=False) == JobStatus.QUEUED:
+            waiting = set(queue.get_job_ids()) if waiting is None else waiting
+            if job.id in waiting:
+                continue
+            queue.enqueue_job(job)
+        else:
+            continue
+        requeued += 1
     if requeued:
-        log.warning("orphan batches enqueued again", extra={"batches": requeued})
+        log.warning("lost apply jobs enqueued again", extra={"batches": requeued})
     return _record("recover_batches", {"orphans": requeued})
 
 
-@single_run(timeout=300)
+@single_run(timeout=30)
 def warm_board() -> dict:
     """Rebuild the ranking if Redis lost it, and refill the cached top 100 and top 10."""
     applier = context.applier()

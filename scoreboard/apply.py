@@ -17,7 +17,7 @@ import redis
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
-from scoreboard import anomaly, metrics, ranking
+from scoreboard import anomaly, jobspec, metrics, ranking
 from scoreboard.logs import security_event
 from scoreboard.action_types import ActionType
 from scoreboard.redis_client import Keys
@@ -267,13 +267,18 @@ class Applier:
     action_types: dict[str, ActionType]
     result_ttl: int
     board_ttl: int
+    # How long a job keeps retrying a lost PostgreSQL or Redis connection before it
+    # gives the batch back to RQ (stay well under the job timeout).
+    transient_wait_s: float = 15.0
 
     def apply_batch(self, batch_id: str) -> dict:
         """Seal the batch and apply it. Idempotent: safe to run again after any failure.
 
         Raises:
-            BatchFailed: a non-transient failure with more than one submission in the batch.
-            Exception: transient failures, and any failure of a batch of one, propagate.
+            BatchFailed: a failure other than a lost connection, unless the batch is already
+                a split-off batch of one: its submissions are to be retried one by one.
+            Exception: a connection still lost after ``transient_wait_s``, and any failure
+                of a split-off batch, propagate (RQ retries the job).
         """
         ids = [i.decode() for i in self.scripts.seal(keys=[self.keys.batch_open, self.keys.batch(batch_id)],
                                                          args=[batch_id])]
@@ -286,23 +291,19 @@ class Applier:
             return {"batch_id": batch_id, "applied": 0, "rejected": 0, "version": None, "board_changed": False}
         started = time.perf_counter()
         request_ids = sorted({s.request_id for s in subs if s.request_id})
+        deadline = time.monotonic() + self.transient_wait_s
         try:
-            with self.engine.begin() as conn:
-                result = apply_in_transaction(conn, subs, self.action_types)
+            result = self._retrying(lambda: self._transaction(subs), deadline)
         except Exception as exc:
             ids = [s.id for s in subs]
             metrics.APPLY_BATCHES.labels("error").inc()
             log.warning("apply transaction rolled back",
                         extra={"batch_id": batch_id, "submission_ids": ids, "request_ids": request_ids,
                                "error": repr(exc)})
-            if is_transient(exc) or len(subs) == 1:
+            if is_transient(exc) or jobspec.is_split_batch(batch_id):
                 raise
             raise BatchFailed(ids, exc) from exc
-        try:
-            version, changed = self._publish(result, batch_id)
-        except RankingNotReady:
-            ranking.rebuild(self.engine, self.redis, self.scripts, self.keys)
-            version, changed = self._publish(result, batch_id)
+        version, changed = self._retrying(lambda: self._publish_ready(result, batch_id), deadline)
         applied = sum(o.state == "applied" for o in result.outcomes)
         seconds = time.perf_counter() - started
         metrics.record_batch(result.outcomes, seconds)
@@ -314,6 +315,31 @@ class Applier:
                                          "request_ids": request_ids})
         return {"batch_id": batch_id, "applied": applied, "rejected": len(result.outcomes) - applied,
                 "version": version, "board_changed": changed}
+
+    def _transaction(self, subs: list[Submission]) -> BatchResult:
+        with self.engine.begin() as conn:
+            return apply_in_transaction(conn, subs, self.action_types)
+
+    def _publish_ready(self, result: BatchResult, batch_id: str) -> tuple[int, bool]:
+        try:
+            return self._publish(result, batch_id)
+        except RankingNotReady:
+            ranking.rebuild(self.engine, self.redis, self.scripts, self.keys)
+            return self._publish(result, batch_id)
+
+    @staticmethod
+    def _retrying(step, deadline: float):
+        """Run ``step``; while it fails on a lost connection and time is left, again."""
+        delay = 0.2
+        while True:
+            try:
+                return step()
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("connection lost; retrying", extra={"error": repr(exc), "in_s": delay})
+                time.sleep(delay)
+                delay = min(delay * 2, 3.0)
 
     def forget_batch(self, batch_id: str) -> None:
         """Drop a batch whose submissions are all settled or moved to other batches."""

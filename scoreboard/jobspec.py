@@ -8,13 +8,20 @@ from __future__ import annotations
 
 APPLY_JOB = "workers.jobs.apply_batch"
 APPLY_FAILURE_CALLBACK = "workers.jobs.on_apply_failure"
-# Waits between the attempts of an apply job before it lands in the failed registry.
-# The first retry is immediate (no scheduler needed), so an abandoned job resumes at once.
-APPLY_RETRY_INTERVALS = (0, 2, 5, 10, 30, 60)
+# Attempts of an apply job before it lands in the failed registry. Every retry is
+# immediate: RQ's scheduled retries wait for a worker holding RQ's scheduler lock, which
+# can take minutes after that worker died. The job waits out lost connections itself
+# (``Applier.transient_wait_s``), so a retry means the worker died or time ran out.
+APPLY_RETRY_INTERVALS = (0,) * 8
 # A submission split off a failed batch failed for a reason other than a lost
 # connection: a few quick attempts, then the failed registry for an admin to see.
-SPLIT_RETRY_INTERVALS = (1, 2)
+SPLIT_RETRY_INTERVALS = (0, 0)
 APPLY_FAILURE_TTL = 30 * 24 * 3600
+
+
+def is_split_batch(batch_id: str) -> bool:
+    """Batches of one submission split off a failed batch are named ``<batch>-<submission>``."""
+    return "-" in batch_id
 
 
 def apply_job_id(batch_id: str) -> str:

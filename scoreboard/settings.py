@@ -176,6 +176,8 @@ class Settings:
             env=mode,
             port=_int(env, "PORT", 8000, 1),
             redis_prefix=env.get("REDIS_PREFIX", "sb:"),
+            queue_name=env.get("QUEUE_NAME", cls.queue_name),
+            maintenance_queue_name=env.get("MAINTENANCE_QUEUE_NAME", cls.maintenance_queue_name),
             ratelimit_enabled=_bool(env.get("RATELIMIT_ENABLED"), True),
             rate_limit_submit=env.get("RATE_LIMIT_SUBMIT", cls.rate_limit_submit),
             rate_limit_actions=env.get("RATE_LIMIT_ACTIONS", cls.rate_limit_actions),

@@ -48,6 +48,10 @@ def base_env(database_url, redis_url):
         SECRET_KEY=secrets.token_urlsafe(48),
         SCOREBOARD_ENV="test",
         REDIS_PREFIX=f"sbt{secrets.token_hex(3)}:",
+        # queues of this session alone: a worker left over from an earlier session that
+        # died on the same Redis database index can never take this session's jobs
+        QUEUE_NAME=f"scores-{secrets.token_hex(3)}",
+        MAINTENANCE_QUEUE_NAME=f"maintenance-{secrets.token_hex(3)}",
         ARGON2_TIME_COST="1",
         ARGON2_MEMORY_KIB="1024",
         APPLY_JOB_TIMEOUT="5",
@@ -95,6 +99,8 @@ class Stack:
         self.scheduler = processes.start_scheduler(env, LOG_DIR)
 
     def ensure_workers(self, count: int = 2) -> None:
+        for dead in [w for w in self.workers if not w.alive()]:
+            dead.stop()  # and whatever it forked
         self.workers = [w for w in self.workers if w.alive()]
         while len(self.workers) < count:
             self.workers.append(processes.start_worker(self.env, LOG_DIR))

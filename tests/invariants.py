@@ -44,4 +44,21 @@ def wait_until_settled(r, prefix: str, timeout: float = 60) -> None:
         if r.zcard(keys.batches) == 0:
             return
         time.sleep(0.1)
-    raise AssertionError(f"{r.zcard(keys.batches)} batches still unapplied after {timeout}s")
+    raise AssertionError(f"{r.zcard(keys.batches)} batches still unapplied after {timeout}s: {describe(r, keys)}")
+
+
+def describe(r, keys: Keys) -> list:
+    """Where the unapplied batches' jobs are (for the failure message)."""
+    from rq.job import Job
+    from rq.exceptions import NoSuchJobError
+
+    out = []
+    for raw in r.zrange(keys.batches, 0, 20):
+        batch = raw.decode()
+        try:
+            job = Job.fetch(f"apply-{batch}", connection=r)
+            state = (job.get_status(), job.retries_left, job.worker_name, r.ttl(job.key))
+        except NoSuchJobError:
+            state = "no job"
+        out.append((batch, r.llen(keys.batch(batch)), state))
+    return out

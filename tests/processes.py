@@ -44,16 +44,21 @@ class Process:
             os.kill(self.proc.pid, sig)
 
     def stop(self, timeout: float = 15) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        """SIGTERM to the process group, SIGKILL after ``timeout``; also when the leader is
+        already dead (a worker killed by a test leaves its forked children behind)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(5)
         self._log.close()
 
     def output(self) -> str:

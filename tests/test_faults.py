@@ -113,7 +113,7 @@ def test_postgresql_restart_loses_nothing(base_env, db):
         own.autocommit = True
         invariants.check(own, client, env["REDIS_PREFIX"], accepted)
         own.close()
-        assert FailedJobRegistry("scores", connection=client).count == 0
+        assert FailedJobRegistry(env["QUEUE_NAME"], connection=client).count == 0
     finally:
         for proc in [web, *workers]:
             proc.stop()

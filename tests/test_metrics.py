@@ -68,7 +68,7 @@ def refused_submit(player, body=None, headers=None, auth=True):
     return http.post(f"{player.base}/api/score/update", json=body, headers=headers or {})
 
 
-def test_metrics_count_a_known_sequence(group):
+def test_metrics_count_a_known_sequence(group, base_env):
     web = f"{group.base}/metrics"
     before = scrape(web)
     for _ in range(4):
@@ -116,9 +116,9 @@ def test_metrics_count_a_known_sequence(group):
 
     # figures read from Redis at scrape time
     assert value(after, "scoreboard_redis_up") == 1
-    assert value(after, "scoreboard_queue_workers", queue="scores") == 1
-    assert value(after, "scoreboard_queue_depth", queue="scores") == 0
-    assert value(after, "scoreboard_queue_failed_jobs", queue="scores") == 0
+    assert value(after, "scoreboard_queue_workers", queue=base_env["QUEUE_NAME"]) == 1
+    assert value(after, "scoreboard_queue_depth", queue=base_env["QUEUE_NAME"]) == 0
+    assert value(after, "scoreboard_queue_failed_jobs", queue=base_env["QUEUE_NAME"]) == 0
     assert value(after, "scoreboard_submissions_pending") == 0
     assert value(after, "scoreboard_ranking_ready") == 1 and value(after, "scoreboard_ranking_users") == 1
     assert value(after, "scoreboard_redis_memory_used_bytes") > 0

@@ -63,7 +63,7 @@ def test_registered_jobs_are_the_documented_ones(r):
     scheduler = CronScheduler(connection=r)
     scheduler.load_config_from_file("scheduler.cron")
     registered = [(job.func_name, job.interval, job.queue_name) for job in scheduler.get_jobs()]
-    assert registered == [(f"scheduler.jobs.{name}", interval, "maintenance") for name, interval in documented]
+    assert registered == [(f"scheduler.jobs.{name}", interval, cron.QUEUE) for name, interval in documented]
     for job, (_, _, timeout) in zip(scheduler.get_jobs(), cron.JOBS):
         assert job.job_options["job_timeout"] == timeout
         assert timeout >= 60
@@ -100,7 +100,7 @@ def test_recover_batches_enqueues_orphan_batches_once(applier):
     r.zadd(keys.batches, {"lost": now_ms - 60_000, "young": now_ms - 1000,
                           "ancient": now_ms - (jobspec.APPLY_FAILURE_TTL + 60) * 1000})
     assert jobs.recover_batches() == {"orphans": 1}
-    queue = Queue("scores", connection=r)
+    queue = Queue(context.settings().queue_name, connection=r)
     assert Job.exists(jobspec.apply_job_id("lost"), connection=r)
     assert not Job.exists(jobspec.apply_job_id("young"), connection=r)
     assert not Job.exists(jobspec.apply_job_id("ancient"), connection=r), "left to purge_expired"

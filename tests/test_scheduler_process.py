@@ -50,8 +50,8 @@ def test_one_scheduler_leads_and_a_second_takes_over(base_env, spare_redis_index
         wait_until(lambda: sorted(leading()) == [0.0, 1.0], 15)
         first = leading().index(1.0)
         leader, standby = ports[first], ports[1 - first]
-        wait_until(lambda: Queue("maintenance", connection=r).count >= len(cron.JOBS), 10)
-        enqueued = Counter(job.func_name for job in Queue("maintenance", connection=r).get_jobs())
+        wait_until(lambda: Queue(env["MAINTENANCE_QUEUE_NAME"], connection=r).count >= len(cron.JOBS), 10)
+        enqueued = Counter(job.func_name for job in Queue(env["MAINTENANCE_QUEUE_NAME"], connection=r).get_jobs())
         elapsed = time.monotonic() - started
         for func, interval, _ in cron.JOBS:
             name = f"scheduler.jobs.{func.__name__}"

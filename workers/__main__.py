@@ -77,6 +77,7 @@ def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
             action_types=settings.action_types_by_name,
             result_ttl=settings.result_ttl,
             board_ttl=settings.board_cache_ttl,
+            transient_wait_s=min(15.0, settings.apply_job_timeout / 2),
         ),
         settings,
     )
