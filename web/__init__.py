@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard import logs
 from scoreboard.accounts import make_hasher
-from scoreboard.db import make_engine
+from scoreboard.db import make_engine, make_read_router
 from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
@@ -44,14 +44,16 @@ def create_app(settings: Settings) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
     )
     redis = make_redis(settings)
+    engine = make_engine(settings)
     app.extensions["scoreboard"] = Services(
         settings=settings,
-        engine=make_engine(settings),
+        engine=engine,
         redis=redis,
         scripts=Scripts(redis),
         keys=keys,
         queue=Queue(settings.queue_name, connection=redis),
         hasher=make_hasher(settings),
+        reads=make_read_router(settings, engine),
     )
 
     jwt.init_app(app)
