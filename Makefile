@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-PROCESSES ?= web worker scheduler
+PROCESSES ?= web stream worker scheduler
 
 .PHONY: run test bench install install-test migrate clean
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
@@ -66,6 +67,21 @@ class ReadRouter:
             if self._healthy(index):
                 return self.replicas[index]
         return self.primary
+
+    @contextmanager
+    def connect(self):
+        """A connection for reading, like ``Engine.connect()``: to a healthy replica, or to the
+        primary when there is none or the chosen replica refuses the connection."""
+        engine = self.engine()
+        try:
+            conn = engine.connect()
+        except OperationalError:
+            if engine is self.primary:
+                raise
+            self._health[self.replicas.index(engine)] = (time.monotonic(), False)
+            conn = self.primary.connect()
+        with conn:
+            yield conn
 
     def read(self, query):
         """Run ``query(connection)`` on a replica; on a connection failure, on the primary."""

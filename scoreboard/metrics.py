@@ -142,8 +142,8 @@ def stream_closed() -> None:
     STREAMS_OPEN.dec()
 
 
-def event_sent(event_name: str) -> None:
-    STREAM_EVENTS.labels(event_name).inc()
+def event_sent(event_name: str, count: int = 1) -> None:
+    STREAM_EVENTS.labels(event_name).inc(count)
 
 
 def record_batch(outcomes: Iterable, seconds: float) -> None:

@@ -119,6 +119,10 @@ class Keys:
     def events_log(self) -> str:
         return f"{self.prefix}events:log"
 
+    def streams(self, user_id: int) -> str:
+        """Sorted set of a user's open live streams (member: stream id, score: last seen)."""
+        return f"{self.prefix}streams:{user_id}"
+
     @property
     def banned(self) -> str:
         """Set of banned user ids (PostgreSQL's ``users.banned``, for the web's cheap check)."""

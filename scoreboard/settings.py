@@ -137,6 +137,17 @@ class Settings:
     database_replica_urls: tuple[str, ...] = ()
     replica_max_lag_s: float = 5.0
     log_level: str = "INFO"
+    # The live stream (GET /api/scoreboard/stream), see web/stream/.
+    stream_url: str = ""
+    stream_retry_ms: int = 3000
+    stream_heartbeat: float = 15.0
+    stream_board_interval_ms: int = 100
+    stream_queue_max: int = 256  # >= BATCH_MAX: one batch of one user never overflows it
+    stream_send_timeout: float = 30.0
+    stream_max_per_user: int = 5
+    stream_replay_window: int = 10_000
+    stream_redis_connections: int = 20
+    stream_send_buffer: int = 32 * 1024
     # Port of the worker's or scheduler's own /metrics (0: none); the web serves /metrics itself.
     metrics_port: int = 0
     metrics_host: str = "0.0.0.0"
@@ -235,6 +246,16 @@ class Settings:
             trusted_proxies=_int(env, "TRUSTED_PROXIES", cls.trusted_proxies, 0),
             replica_max_lag_s=_float(env, "REPLICA_MAX_LAG", cls.replica_max_lag_s),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            stream_url=env.get("STREAM_URL", ""),
+            stream_retry_ms=_int(env, "STREAM_RETRY_MS", cls.stream_retry_ms, 100),
+            stream_heartbeat=max(_float(env, "STREAM_HEARTBEAT", cls.stream_heartbeat), 0.2),
+            stream_board_interval_ms=_int(env, "STREAM_BOARD_INTERVAL_MS", cls.stream_board_interval_ms, 0),
+            stream_queue_max=_int(env, "STREAM_QUEUE_MAX", cls.stream_queue_max, 1),
+            stream_send_timeout=max(_float(env, "STREAM_SEND_TIMEOUT", cls.stream_send_timeout), 0.5),
+            stream_max_per_user=_int(env, "STREAM_MAX_PER_USER", cls.stream_max_per_user, 1),
+            stream_replay_window=_int(env, "STREAM_REPLAY_WINDOW", cls.stream_replay_window, 1),
+            stream_redis_connections=_int(env, "STREAM_REDIS_CONNECTIONS", cls.stream_redis_connections, 2),
+            stream_send_buffer=_int(env, "STREAM_SEND_BUFFER", cls.stream_send_buffer, 0),
             metrics_port=_int(env, "METRICS_PORT", cls.metrics_port, 0),
             metrics_host=env.get("METRICS_HOST") or cls.metrics_host,
             metrics_token=env.get("METRICS_TOKEN", ""),

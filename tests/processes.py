@@ -80,6 +80,21 @@ def start_web(env: dict, log_dir: Path, workers: int = 2, port: int | None = Non
     return proc, base
 
 
+def start_stream(env: dict, log_dir: Path, port: int | None = None, workers: int = 1) -> tuple[Process, str]:
+    """The stream process, as the Procfile runs it (its own gunicorn config)."""
+    port = port or free_port()
+    proc = Process(
+        "stream",
+        [str(BIN / "gunicorn"), "-c", "web/stream_gunicorn_conf.py", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+         "web.stream_wsgi:app"],
+        env,
+        log_dir,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz", proc)
+    return proc, base
+
+
 def start_worker(env: dict, log_dir: Path, timeout: float = 30) -> Process:
     """Start ``python -m workers`` and wait until it listens on its queues."""
     import redis

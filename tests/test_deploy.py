@@ -127,7 +127,8 @@ def test_grafana_dashboard_imports(tmp_path):
 
 def test_procfile_names_the_processes():
     lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    assert set(lines) == {"release", "web", "worker", "scheduler"}
+    assert set(lines) == {"release", "web", "stream", "worker", "scheduler"}
+    assert "web.stream_wsgi:app" in lines["stream"]
     assert "python -m scheduler" in lines["scheduler"] and "python -m workers" in lines["worker"]
     for name in ("worker", "scheduler"):
         assert "METRICS_PORT" in lines[name]

@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard import logs
 from scoreboard.accounts import make_hasher
-from scoreboard.db import make_engine
+from scoreboard.db import make_engine, make_read_router
 from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
@@ -44,14 +44,16 @@ def create_app(settings: Settings) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
     )
     redis = make_redis(settings)
+    engine = make_engine(settings)
     app.extensions["scoreboard"] = Services(
         settings=settings,
-        engine=make_engine(settings),
+        engine=engine,
         redis=redis,
         scripts=Scripts(redis),
         keys=keys,
         queue=Queue(settings.queue_name, connection=redis),
         hasher=make_hasher(settings),
+        reads=make_read_router(settings, engine),
     )
 
     jwt.init_app(app)
@@ -76,6 +78,14 @@ def create_app(settings: Settings) -> Flask:
         api.register_blueprint(blueprint)
     api.register_blueprint(admin_blp)
     dashboard.install(app, settings.redis_url)
+
+    # The live stream (also its own process, `stream` in the Procfile) and the web page.
+    from web.page import blp as page_blp
+    from web.stream import document, init_stream
+
+    init_stream(app, settings)
+    document(api.spec, app)
+    app.register_blueprint(page_blp)
 
     @app.before_request
     def _request_id():

@@ -57,6 +57,13 @@ def post_fork(server, worker):
     patch_psycopg()
 
 
+def post_worker_init(worker):
+    """On SIGTERM, open event streams are told to reconnect and end (see web/stream/lifecycle.py)."""
+    from web.stream.lifecycle import chain_sigterm
+
+    chain_sigterm(timeout=max(1.0, min(5.0, worker.cfg.graceful_timeout / 2)))
+
+
 # Metrics: every worker writes to a directory of this gunicorn's own, made fresh at start
 # (inside PROMETHEUS_MULTIPROC_DIR when the operator sets one, e.g. a tmpfs) and removed at
 # exit. It is set before any worker imports prometheus_client, which reads it at import.

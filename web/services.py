@@ -10,6 +10,7 @@ from flask import current_app
 from rq import Queue
 from sqlalchemy.engine import Engine
 
+from scoreboard.db import ReadRouter
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
@@ -24,8 +25,8 @@ class Services:
     keys: Keys
     queue: Queue
     hasher: PasswordHasher
-    # Where board reads go; None: the primary. A replica engine plugs in here.
-    read_engine: Engine | None = None
+    # Where read-only queries go: a healthy replica (DATABASE_REPLICA_URLS), else the primary.
+    reads: ReadRouter
 
 
 def services() -> Services:

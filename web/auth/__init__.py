@@ -102,5 +102,5 @@ def me():
     user = accounts.get_user(s.engine, current_user_id())
     if user is None:
         raise Refused("not_found", "This account no longer exists.")
-    rank = ranking.rank_of(s.engine, s.redis, s.keys, user.id, user.score) if user.has_score and not user.banned else None
+    rank = ranking.rank_of(s.reads, s.redis, s.keys, user.id, user.score) if user.has_score and not user.banned else None
     return _json({"id": user.id, "username": user.username, "score": user.score, "rank": rank})

@@ -19,6 +19,6 @@ blp = Blueprint("board", __name__, url_prefix="/api", description="Score board")
 def scoreboard(query):
     """The top ``limit`` users (competition ranks; equal scores: who reached it first)."""
     s = services()
-    body = ranking.read_board(s.read_engine or s.engine, s.redis, s.scripts, s.keys, query["limit"],
+    body = ranking.read_board(s.reads, s.redis, s.scripts, s.keys, query["limit"],
                               s.settings.board_cache_ttl)
     return Response(body, mimetype="application/json")

@@ -1,0 +1,117 @@
+"""The live stream: ``create_stream_app(settings)`` for the ``stream`` process, and
+``init_stream`` to mount the same route in the API app (one origin in development).
+
+The stream process talks to Redis only: it never opens a database connection.
+"""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+import redis
+from flask import Flask, Response
+
+from scoreboard.redis_client import Keys
+from scoreboard.scripts import Scripts
+from scoreboard.settings import Settings
+from web import errors, metrics
+from web.stream import lifecycle
+from web.stream.hub import Hub
+
+
+def make_stream_redis(settings: Settings) -> redis.Redis:
+    """A Redis client whose pool is bounded: a reconnect storm waits, it never opens
+    thousands of connections (one of them holds the subscription)."""
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.stream_redis_connections, timeout=10,
+        socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30,
+        client_name=f"{settings.redis_prefix}stream:{os.getpid()}",  # whose connections are whose
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def init_stream(app: Flask, settings: Settings, client: redis.Redis | None = None) -> Hub:
+    """Mount ``GET /api/scoreboard/stream`` on ``app`` with a hub of its own (started lazily)."""
+    from web.stream.routes import blp
+
+    client = client or make_stream_redis(settings)
+    hub = Hub(settings, client, Keys(settings.redis_prefix), Scripts(client))
+    app.extensions["stream_hub"] = hub
+    lifecycle.register(hub)
+    app.register_blueprint(blp)
+    return hub
+
+
+def create_stream_app(settings: Settings) -> Flask:
+    """Build the stream process's application (no work happens at import time)."""
+    app = Flask(__name__, static_folder=None)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_content_length)
+    hub = init_stream(app, settings)
+    errors.install(app)
+    metrics.install(app, hub.redis, hub.keys, settings, engine=None, scrape=False)  # GET /metrics
+
+    @app.get("/healthz")
+    def healthz():
+        return Response(b'{"status":"ok"}', mimetype="application/json")
+
+    @app.get("/readyz")
+    def readyz():
+        """200 when Redis answers and the event subscription is in sync, else 503."""
+        hub.start()
+        checks = {}
+        try:
+            hub.redis.ping()
+            checks["redis"] = "ok"
+        except redis.RedisError as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+        checks["subscription"] = "ok" if hub.ready.wait(2) else "error: not in sync"
+        ok = all(v == "ok" for v in checks.values())
+        body = {"status": "ok" if ok else "unavailable", "checks": checks, "viewers": len(hub.viewers),
+                "version": hub.version, "counters": dict(hub.stats)}
+        return Response(orjson.dumps(body), status=200 if ok else 503, mimetype="application/json")
+
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def document(spec, app: Flask) -> None:
+    """Add the stream to the API's OpenAPI document (flask-smorest's spec)."""
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "stream.stream")
+    spec.path(rule=rule, operations=OPENAPI_OPERATION)
+
+
+OPENAPI_OPERATION = {
+    "get": {
+        "tags": ["board"],
+        "summary": "The live board and the caller's own events (Server-Sent Events)",
+        "description": (
+            "Authenticated by `Authorization: Bearer`, the `access_token` query parameter or the "
+            "`access_token` cookie. First `retry:` and `event: scoreboard` (the current top 10, "
+            "`id:` its version); then `event: scoreboard` whenever the top 10 changes (at most once "
+            "per board interval, latest wins), `event: score` / `event: rejected` for the caller's "
+            "own submissions (`id: <version>-<k>`, replayed after `Last-Event-ID` or the "
+            "`last_event_id` query parameter), `: ping` at least every 15 s, `event: logout` then "
+            "the end when the token is revoked or expires, `event: resync` when personal events "
+            "after `Last-Event-ID` are no longer held (re-read `GET /api/users/me`), and "
+            "`event: reconnect` when the server shuts down."
+        ),
+        "security": [{"bearerAuth": []}],
+        "parameters": [
+            {"name": "access_token", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "401": {"description": "missing_token, invalid_token, token_expired, token_revoked"},
+            "429": {"description": "too_many_streams: the per-user cap on open streams"},
+            "503": {"description": "unavailable: the stream is catching up or shutting down"},
+        },
+    }
+}

@@ -1,0 +1,93 @@
+"""Who is watching: the access token of a stream request, checked like the API checks it.
+
+A browser's ``EventSource`` cannot set headers, so besides ``Authorization: Bearer`` the
+token may come as the ``access_token`` query parameter or cookie (in that order). The
+token is decoded here with PyJWT (same key and algorithm as flask-jwt-extended uses to
+sign it), so the stream process needs neither the API's extensions nor PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jwt
+
+from scoreboard.settings import Settings
+
+
+class StreamRefused(Exception):
+    """The stream cannot be opened; ``status`` and ``code`` as the contract says."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+MISSING = StreamRefused(401, "missing_token", "An access token is required (Authorization: Bearer <jwt>, "
+                                             "or the access_token query parameter or cookie).")
+
+
+def invalid() -> StreamRefused:
+    return StreamRefused(401, "invalid_token", "The access token is not valid.")
+
+
+def expired() -> StreamRefused:
+    return StreamRefused(401, "token_expired", "The access token has expired; refresh it or log in again.")
+
+
+def revoked() -> StreamRefused:
+    return StreamRefused(401, "token_revoked", "The access token was revoked; log in again.")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The claims of a valid access token that the stream uses."""
+
+    user_id: int
+    jti: str
+    sid: str | None
+    expires_at: float
+
+
+def token_of(headers, args, cookies) -> str:
+    """The raw token of a request.
+
+    Raises:
+        StreamRefused: there is none (``missing_token``).
+    """
+    header = headers.get("Authorization")
+    if header:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise MISSING
+        return value.strip()
+    token = args.get("access_token") or cookies.get("access_token")
+    if not token:
+        raise MISSING
+    return token
+
+
+def decode(token: str, settings: Settings) -> Identity:
+    """Check an access token's signature, expiry and type.
+
+    Raises:
+        StreamRefused: ``token_expired`` or ``invalid_token``.
+    """
+    try:
+        claims = jwt.decode(token, settings.jwt_secret_key, algorithms=["HS256"],
+                            options={"require": ["exp", "sub", "jti"]})
+    except jwt.ExpiredSignatureError:
+        raise expired() from None
+    except jwt.InvalidTokenError:
+        raise invalid() from None
+    if claims.get("type") != "access":
+        raise invalid()
+    try:
+        user_id = int(claims["sub"])
+    except (TypeError, ValueError):
+        raise invalid() from None
+    sid = claims.get("sid")
+    return Identity(user_id, str(claims["jti"]), str(sid) if sid else None, float(claims["exp"]))

@@ -1,0 +1,40 @@
+"""gunicorn settings for the stream process: the web's (gevent, no preload, SIGTERM drains
+the streams), with its own port and more connections per worker.
+
+    STREAM_PORT (else PORT, else 8001), STREAM_CONCURRENCY (workers, default as the web's),
+    STREAM_WORKER_CONNECTIONS (open streams per worker, default 10000).
+"""
+
+import os
+import resource
+import runpy
+
+globals().update({k: v for k, v in runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                               "gunicorn_conf.py")).items()
+                  if not k.startswith("__")})
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('STREAM_PORT') or os.environ.get('PORT') or '8001'}"
+workers = int(os.environ.get("STREAM_CONCURRENCY", globals()["workers"]))  # default: the web's
+worker_connections = int(os.environ.get("STREAM_WORKER_CONNECTIONS", "10000"))
+
+# Each viewer is a socket: let the process open as many as the system allows.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+try:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_hard if _hard != resource.RLIM_INFINITY else 1 << 20, _hard))
+except (ValueError, OSError):
+    pass
+
+
+def on_starting(server):
+    """Refuse to start, with a clear message, when the settings are wrong or Redis does not
+    answer; the stream process never needs PostgreSQL, so it does not wait for it."""
+    import sys
+
+    from scoreboard.settings import Settings, SettingsError
+    from scoreboard.startup import StartupError, check
+
+    try:
+        check(Settings.from_env(), wait=float(os.environ.get("STARTUP_WAIT", "30")), database=False)
+    except (SettingsError, StartupError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr, flush=True)
+        sys.exit(4)
