@@ -7,8 +7,9 @@ from scoreboard.redis_client import Keys
 # Redis keys that change without any request being applied: rate-limit counters (a
 # refused request is counted, on purpose), the board cache and its version (refilled and
 # started again by the periodic jobs and by reads), short locks (the periodic jobs' too),
-# the periodic jobs' reports and leader lock, and the mark set when the ranking is built.
-_VOLATILE = ("board:", "rank:rebuild", "rank:ready", "cron:", "ops:")
+# the periodic jobs' reports and leader lock, the mark set when the ranking is built, and
+# the registry of open live streams (it follows connections, which end in their own time).
+_VOLATILE = ("board:", "rank:rebuild", "rank:ready", "cron:", "ops:", "streams:")
 
 
 def _redis_value(r, key: bytes):
