@@ -95,8 +95,14 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
         raise StreamRefused(429, "too_many_streams",
                             f"At most {settings.stream_max_per_user} live streams per user; close one first.",
                             retry_after=5)
-    if body is None:
+    # While the ranking is rebuilt (a fresh or flushed Redis), the warm-up job or the next
+    # batch brings the board back within moments: wait for it rather than refuse at once.
+    deadline = time.monotonic() + BOARD_WAIT_S
+    while body is None:
         body = hub.cached_board()
+        if body is not None or hub.board is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # cooperative under gevent
     if body is not None:
         version = board_version(body)
         return version, sse("scoreboard", body, str(version))
@@ -104,6 +110,9 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
         return hub.board[0], hub.board[2]
     hub.redis.zrem(key, viewer.id)
     raise unavailable("The board is being rebuilt; try again shortly.")
+
+
+BOARD_WAIT_S = 5.0
 
 
 class StreamBody:
