@@ -1,13 +1,17 @@
 """``make bench``: each stage's figure beside its reference measured in the same run,
 the ratio and the target; printed as a table and written as JSON under bench/results/.
 
-    python bench/run.py [--runs 3] [--only accept,apply,pipeline]
+    python bench/run.py [--runs 3] [--only apply,accept,fanout,soak] [--soak-minutes 3]
+
+``fanout`` (bench/fanout.py: 1,000 and 10,000 viewers, end to end) and ``soak``
+(bench/soak.py) run as their own processes and print their own figures too.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,13 +19,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import accept, apply  # noqa: E402
-from bench.common import CLIENT_CPUS, CORES, SERVER_CPUS, save  # noqa: E402
+from bench.common import CLIENT_CPUS, CORES, ROOT, SERVER_CPUS, save  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default="accept,apply")
+    parser.add_argument("--only", default="apply,accept,fanout,soak")
+    parser.add_argument("--soak-minutes", type=float, default=3)
     args = parser.parse_args()
     stages = set(args.only.split(","))
     rows, results = [], {}
@@ -37,6 +42,11 @@ def main() -> int:
         rows.append(("accept p99 at 80% of max (ms)", a["accept_p99_at_80pct_ms"], "", None, None, "< 50 ms"))
         rows.append(("GET /api/scoreboard cached (req/s)", a["board_rps"], "bare Flask GET (req/s)",
                      a["board_reference_rps"], a["board_ratio"], ">= 0.8x"))
+    for name, argv in (("fanout", ["bench/fanout.py"]),
+                       ("soak", ["bench/soak.py", "--minutes", str(args.soak_minutes)])):
+        if name in stages:
+            print(f"\n== {name}", flush=True)
+            subprocess.run([sys.executable, *argv], cwd=ROOT, check=True)
     print(f"\n{CORES} cores; server pinned to CPU {SERVER_CPUS}, load generator to CPU {CLIENT_CPUS};"
           f" medians of {args.runs} runs")
     print(f"{'stage':<46} {'figure':>10}  {'reference':<46} {'ref':>9} {'ratio':>6}  target")
