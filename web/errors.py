@@ -80,11 +80,29 @@ def from_http_exception(exc: HTTPException) -> Response:
         fields = _flatten(data["messages"])
     headers = exc.get_response().headers if hasattr(exc, "get_response") else None
     if status == 429:
-        retry_after = getattr(exc, "retry_after", None)
-        headers = [(k, v) for k, v in (headers or [])]
+        retry_after = getattr(exc, "retry_after", None) or _limit_reset_in()
+        headers = [(k, v) for k, v in (headers or []) if k.lower() != "retry-after"]
         if retry_after is not None:
             headers.append(("Retry-After", str(retry_after)))
     return error_response(status, code, message, fields, headers)
+
+
+def _limit_reset_in() -> int | None:
+    """Seconds until the breached rate limit resets. Flask-Limiter's per-response headers
+    are off (they cost two Redis round trips on every request): only a 429 asks."""
+    import math
+    import time
+
+    from web.extensions import limiter
+
+    try:
+        breached = [lim for lim in limiter.current_limits if lim.breached]
+        if breached:
+            now = time.time()
+            return max(1, max(min(lim.limit.get_expiry(), math.ceil(lim.window[0] - now)) for lim in breached))
+    except Exception:  # the limit's storage is gone: a plain one second
+        return 1
+    return None
 
 
 def _flatten(messages: dict) -> dict:

@@ -44,7 +44,7 @@ class ScoreboardApi(Api):
 
 
 jwt = JWTManager()
-limiter = Limiter(key_func=rate_limit_key, headers_enabled=True, strategy="fixed-window")
+limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, strategy="fixed-window")
 api = ScoreboardApi()
 
 
