@@ -26,7 +26,7 @@ def list_flags(engine: Engine, *, state: str | None = None, rule: str | None = N
     """Flags newest first (by id), keyset-paged: pass the previous page's ``next_before``.
 
     Args:
-        engine: the PostgreSQL engine.
+        engine: where to read: the primary, or the replica router (``ReadRouter``).
         state: only flags in this state (``open``, ``approved``, ``reverted``).
         rule: only flags on which this rule fired.
         user_id: only this user's flags.

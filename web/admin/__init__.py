@@ -47,7 +47,7 @@ def _errors(*codes: int):
 @_errors(401, 403, 422)
 def list_flags(query):
     """Flagged submissions, newest first; filter by state, rule, user; page with ``before``."""
-    page = flags.list_flags(services().engine, state=query.get("state"), rule=query.get("rule"),
+    page = flags.list_flags(services().reads, state=query.get("state"), rule=query.get("rule"),
                             user_id=query.get("user_id"), before=query.get("before"), limit=query["limit"])
     return _json({"flags": page.flags, "next_before": page.next_before})
 
