@@ -11,6 +11,7 @@ from rq.registry import StartedJobRegistry
 
 from tests import invariants
 from tests.client import Player
+from tests.sse import Stream
 
 
 def test_worker_killed_mid_batch_loses_nothing(api, stack, db, r, settings, database_url):
@@ -61,7 +62,12 @@ def test_worker_killed_mid_batch_loses_nothing(api, stack, db, r, settings, data
 
 def test_workers_killed_repeatedly_under_steady_load(api, stack, db, r, settings):
     players = [Player(api) for _ in range(6)]
+    # viewers connected throughout (the API serves the stream route too)
+    viewers = {p.id: Stream(api, p.tokens["access_token"]) for p in players[:3]}
+    for v in viewers.values():
+        assert v.status == 200 and v.next().retry
     accepted, errors = set(), []
+    jobs = {p.id: set() for p in players}
     stop = threading.Event()
 
     def client(player):
@@ -70,6 +76,7 @@ def test_workers_killed_repeatedly_under_steady_load(api, stack, db, r, settings
             resp = player.submit(action, 2)
             if resp.status_code == 202:
                 accepted.add(action["action_token"])
+                jobs[player.id].add(resp.json()["job_id"])
             else:
                 errors.append(resp.status_code)
 
@@ -91,3 +98,12 @@ def test_workers_killed_repeatedly_under_steady_load(api, stack, db, r, settings
     assert errors == []
     invariants.wait_until_settled(r, settings.redis_prefix, timeout=120)
     invariants.check(db, r, settings.redis_prefix, accepted)
+    for uid, viewer in viewers.items():  # each viewer heard of every one of its own submissions
+        heard = set()
+        deadline = time.monotonic() + 20
+        while not jobs[uid] <= heard and time.monotonic() < deadline:
+            event = viewer.next(timeout=max(0.1, deadline - time.monotonic()))
+            if event.event == "score":
+                heard.add(event.json()["job_id"])
+        assert jobs[uid] <= heard, f"{len(jobs[uid] - heard)} personal events missed"
+        viewer.close()
