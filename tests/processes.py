@@ -66,33 +66,29 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
-def start_web(env: dict, log_dir: Path, workers: int = 2, port: int | None = None) -> tuple[Process, str]:
+def _start_gunicorn(name: str, conf: str, app: str, env: dict, log_dir: Path, workers: int,
+                    port: int | None) -> tuple[Process, str]:
     port = port or free_port()
     proc = Process(
-        "web",
-        [str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-         "web.wsgi:app"],
+        name,
+        [str(BIN / "gunicorn"), "-c", conf, "-b", f"127.0.0.1:{port}", "-w", str(workers), app],
         env,
         log_dir,
     )
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz", proc)
     return proc, base
+
+
+def start_web(env: dict, log_dir: Path, workers: int = 2, port: int | None = None) -> tuple[Process, str]:
+    """The API process, as the Procfile runs it."""
+    return _start_gunicorn("web", "web/gunicorn_conf.py", "web.wsgi:app", env, log_dir, workers, port)
 
 
 def start_stream(env: dict, log_dir: Path, port: int | None = None, workers: int = 1) -> tuple[Process, str]:
     """The stream process, as the Procfile runs it (its own gunicorn config)."""
-    port = port or free_port()
-    proc = Process(
-        "stream",
-        [str(BIN / "gunicorn"), "-c", "web/stream_gunicorn_conf.py", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-         "web.stream_wsgi:app"],
-        env,
-        log_dir,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/healthz", proc)
-    return proc, base
+    return _start_gunicorn("stream", "web/stream_gunicorn_conf.py", "web.stream_wsgi:app", env, log_dir, workers,
+                           port)
 
 
 def start_worker(env: dict, log_dir: Path, timeout: float = 30) -> Process:
