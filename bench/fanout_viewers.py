@@ -1,30 +1,35 @@
-"""Viewers for ``bench/fanout.py``, in a process of their own: N event streams on raw gevent
-sockets, recording when each board event arrives on each connection.
+"""Viewers for ``bench/fanout.py``, in a process of their own: N event streams on plain
+non-blocking sockets and one epoll loop, recording when each board event arrives on
+each connection.
 
     python bench/fanout_viewers.py PORT TOKENS_FILE OUT_FILE
 
-Prints ``ready <n>`` once every stream has shown its first board, then reads stdin until
-a line ``stop``, writes ``[[viewer, version, first entry's score, arrival], ...]`` (arrival
-in ``time.monotonic()`` seconds, comparable across processes on one machine) to OUT_FILE
-and prints ``done``.
+Prints ``ready <n> failed <m>`` once every stream has shown its first board, then reads
+until a line ``stop`` on stdin, writes ``[[viewer, version, first entry's score, arrival],
+...]`` (arrival in ``time.monotonic()`` seconds, comparable across processes on one
+machine) to OUT_FILE, prints ``done <cpu seconds used>``.
+
+The same viewers measure our stream process and the bare reference
+(``bench/bare_stream_app.py``), so whatever they cost is the same on both sides. They
+are one epoll loop rather than a greenlet each: the arrival time of every socket in one
+``epoll.poll`` batch is the time that poll returned (the bytes were in the kernel by
+then), so the viewers' own Python work does not add to the figures as long as they
+keep up with the server, which they do with a core of their own.
 """
 
-from gevent import monkey
+from __future__ import annotations
 
-monkey.patch_all()
-
-import json  # noqa: E402
-import re  # noqa: E402
-import resource  # noqa: E402
-import socket  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import gevent  # noqa: E402
-from gevent.event import Event  # noqa: E402
+import json
+import re
+import resource
+import select
+import socket
+import sys
+import time
 
 BOARD = re.compile(rb'event: scoreboard\nid: (\d+)\ndata: \{"entries":\[(?:\{"rank":\d+,"user_id":\d+,'
                    rb'"username":"[^"]*","score":(-?\d+))?')
+CONNECTING_MAX = 200  # streams opened but not yet showing their first board
 
 
 def raise_open_files() -> None:
@@ -32,59 +37,94 @@ def raise_open_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def viewer(index: int, port: int, token: str, records: list, first: list, stop: Event) -> None:
-    try:
-        watch(index, port, token, records, first, stop)
-    except OSError:
-        first[1] += 1
+class Streams:
+    def __init__(self, port: int):
+        self.port = port
+        self.poll = select.epoll()
+        self.socks: dict[int, socket.socket] = {}
+        self.index: dict[int, int] = {}
+        self.tail: dict[int, bytes] = {}
+        self.seen: dict[int, set] = {}
+        self.records: list = []
+        self.showing = 0  # streams that have shown their first board
+        self.failed = 0
+        self.stop = False
 
+    def open(self, i: int, token: str) -> None:
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.port))
+            sock.sendall(f"GET /api/scoreboard/stream HTTP/1.1\r\nHost: bench\r\n"
+                         f"Authorization: Bearer {token}\r\n\r\n".encode())
+        except OSError:
+            self.failed += 1
+            return
+        sock.setblocking(False)
+        fd = sock.fileno()
+        self.socks[fd], self.index[fd], self.tail[fd], self.seen[fd] = sock, i, b"", set()
+        self.poll.register(fd, select.EPOLLIN)
 
-def watch(index: int, port: int, token: str, records: list, first: list, stop: Event) -> None:
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(f"GET /api/scoreboard/stream HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
-                 .encode())
-    tail = b""
-    seen = set()
-    while not stop.is_set():
-        data = sock.recv(65536)
-        if not data:
-            break
+    def close(self, fd: int) -> None:
+        sock = self.socks.pop(fd)
+        self.poll.unregister(fd)
+        sock.close()
+        if not self.seen[fd]:
+            self.failed += 1
+
+    def step(self, timeout: float) -> None:
+        events = self.poll.poll(timeout, 4096)
         arrival = time.monotonic()
-        buffer = tail + data
-        for match in BOARD.finditer(buffer):
-            version = int(match.group(1))
-            if version not in seen:
-                seen.add(version)
-                score = int(match.group(2)) if match.group(2) is not None else None
-                records.append((index, version, score, arrival))
-                if len(seen) == 1:
-                    first[0] += 1
-        tail = buffer[-600:]
-    sock.close()
+        for fd, _ in events:
+            if fd == 0:
+                if sys.stdin.readline().strip() in ("stop", ""):
+                    self.stop = True
+                continue
+            sock = self.socks.get(fd)
+            if sock is None:
+                continue
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self.close(fd)
+                continue
+            buffer = self.tail[fd] + data
+            self.tail[fd] = buffer[-600:]
+            for match in BOARD.finditer(buffer):
+                version = int(match.group(1))
+                seen = self.seen[fd]
+                if version not in seen:
+                    seen.add(version)
+                    score = int(match.group(2)) if match.group(2) is not None else None
+                    self.records.append((self.index[fd], version, score, arrival))
+                    if len(seen) == 1:
+                        self.showing += 1
 
 
 def main() -> int:
     port, tokens_file, out_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     raise_open_files()
-    tokens = json.load(open(tokens_file))
-    records: list = []
-    first = [0, 0]  # streams that showed a board, streams that failed
-    stop = Event()
-    greenlets = []
-    for i, token in enumerate(tokens):  # at most 200 connecting at a time
-        greenlets.append(gevent.spawn(viewer, i, port, token, records, first, stop))
-        gevent.sleep(0)
-        while len(greenlets) - first[0] - first[1] > 200:
-            gevent.sleep(0.01)
+    with open(tokens_file) as fh:
+        tokens = json.load(fh)
+    streams = Streams(port)
+    for i, token in enumerate(tokens):
+        streams.open(i, token)
+        while i + 1 - streams.showing - streams.failed > CONNECTING_MAX:
+            streams.step(0.01)
     deadline = time.monotonic() + 120
-    while first[0] + first[1] < len(tokens) and time.monotonic() < deadline:
-        gevent.sleep(0.05)
-    print(f"ready {first[0]} failed {first[1]}", flush=True)
-    gevent.get_hub().threadpool.spawn(sys.stdin.readline).get()
-    stop.set()
+    while streams.showing + streams.failed < len(tokens) and time.monotonic() < deadline:
+        streams.step(0.05)
+    print(f"ready {streams.showing} failed {len(tokens) - streams.showing}", flush=True)
+    streams.poll.register(0, select.EPOLLIN)
+    cpu_before = time.process_time()
+    while not streams.stop:
+        streams.step(1.0)
+    cpu = time.process_time() - cpu_before
     with open(out_file, "w") as fh:
-        json.dump(records, fh)
-    print("done", flush=True)
+        json.dump(streams.records, fh)
+    print(f"done {cpu:.3f}", flush=True)
     return 0
 
 
