@@ -103,6 +103,23 @@ def test_me_has_score_and_rank(api):
     assert p.http.get(f"{api}/api/users/me").json() == {"id": p.id, "username": p.username, "score": 5, "rank": 2}
 
 
+def test_a_token_accepted_before_is_refused_once_it_expires(api, settings):
+    """The web remembers tokens it has verified (web/verified_tokens.py); expiry still holds."""
+    p = Player(api)
+    now = time.time()
+    short = pyjwt.encode({"sub": str(p.id), "type": "access", "jti": "short-lived", "iat": int(now),
+                          "nbf": int(now), "exp": int(now) + 3, "fresh": False}, settings.jwt_secret_key,
+                         algorithm="HS256")
+    headers = {"Authorization": f"Bearer {short}"}
+    for _ in range(8):  # every web worker verifies and remembers it
+        r = requests.get(f"{api}/api/users/me", headers=headers)
+        assert r.status_code == 200 and r.json()["id"] == p.id, r.text
+    time.sleep(max(0.0, int(now) + 3.2 - time.time()))
+    for _ in range(8):
+        r = requests.get(f"{api}/api/users/me", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "token_expired", r.text
+
+
 def test_token_errors_have_their_codes(api, settings):
     cases = {
         None: "missing_token",

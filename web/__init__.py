@@ -16,13 +16,14 @@ from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from web import errors, identity, metrics, security
-from web.extensions import api, jwt, limiter
+from web.extensions import NoCookieSession, api, jwt, limiter
 from web.services import Services
 
 
 def create_app(settings: Settings) -> Flask:
     """Build the API application from ``settings`` (no work happens at import time)."""
     app = Flask(__name__, static_folder=None)
+    app.session_interface = NoCookieSession()
     keys = Keys(settings.redis_prefix)
     app.config.update(
         SECRET_KEY=settings.secret_key,

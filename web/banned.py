@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from functools import wraps
 
+from flask import g
+
 from scoreboard.errors import Refused
 from web.identity import current_user_id
 from web.services import services
@@ -20,8 +22,11 @@ def refuse_banned(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        s = services()
-        if s.redis.sismember(s.keys.banned, current_user_id()):
+        banned = g.get("caller_banned")  # read with the blocklist (web/identity.py)
+        if banned is None:
+            s = services()
+            banned = s.redis.sismember(s.keys.banned, current_user_id())
+        if banned:
             raise Refused("user_banned", "This account is banned.")
         return view(*args, **kwargs)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from flask import g, request
-from flask_jwt_extended import JWTManager
+from flask.sessions import SessionInterface
 from flask_limiter import Limiter
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
 
 from web import errors, schemas
+from web.verified_tokens import CachingJWTManager
 
 
 def rate_limit_key() -> str:
@@ -43,7 +44,18 @@ class ScoreboardApi(Api):
         return errors.from_http_exception(error)
 
 
-jwt = JWTManager()
+class NoCookieSession(SessionInterface):
+    """The API keeps no Flask session (callers carry JWTs; the dashboard sets its own
+    cookies): skip opening and signing one on every request."""
+
+    def open_session(self, app, request):
+        return None  # Flask then uses a null session, which it never saves
+
+    def save_session(self, app, session, response):
+        pass
+
+
+jwt = CachingJWTManager()
 limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, strategy="fixed-window")
 api = ScoreboardApi()
 

@@ -6,6 +6,8 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.glogging import Logger
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
@@ -33,6 +35,20 @@ logconfig_dict = {
     },
 }
 logging.captureWarnings(True)
+
+
+class _Logger(Logger):
+    """gunicorn builds every request's access-log fields whenever a log configuration is
+    given, even when ``gunicorn.access``'s level then drops the line (LOG_LEVEL=warning):
+    skip that work when the line would not be written."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        self._access_log_enabled = self._compute_access_log_enabled() and logging.getLogger(
+            "gunicorn.access").isEnabledFor(logging.INFO)
+
+
+logger_class = _Logger
 
 
 def on_starting(server):

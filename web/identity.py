@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import g
 from flask_jwt_extended import get_jwt
 
 from web.errors import error_response
@@ -15,11 +16,18 @@ def current_user_id() -> int:
 def install(jwt) -> None:
     @jwt.token_in_blocklist_loader
     def is_revoked(_header, payload) -> bool:
+        """Also reads whether the caller is banned, in the same round trip, for
+        ``web.banned.refuse_banned`` (which answers after the rate limit, as before)."""
         s = services()
         names = [s.keys.revoked(payload["jti"])]
         if payload.get("sid"):
             names.append(s.keys.revoked("sid:" + payload["sid"]))
-        return s.redis.exists(*names) > 0
+        with s.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(*names)
+            pipe.sismember(s.keys.banned, payload["sub"])
+            revoked, banned = pipe.execute()
+        g.caller_banned = bool(banned)
+        return revoked > 0
 
     @jwt.unauthorized_loader
     def missing(reason):

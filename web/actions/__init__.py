@@ -29,7 +29,7 @@ def list_action_types():
 @jwt_required()
 @limiter.limit(lambda: services().settings.rate_limit_actions)
 @refuse_banned
-@blp.arguments(schemas.ActionRequest)
+@blp.arguments(schemas.ActionRequest())
 @blp.response(201, schemas.ActionTokenSchema)
 @blp.alt_response(401, schema=schemas.ErrorSchema)
 @blp.alt_response(403, schema=schemas.ErrorSchema, description="user_banned")

@@ -42,7 +42,7 @@ def _errors(*codes: int):
 
 @blp.route("/flags", methods=["GET"])
 @admin_required
-@blp.arguments(schemas.FlagQuery, location="query")
+@blp.arguments(schemas.FlagQuery(), location="query")
 @blp.response(200, schemas.FlagList)
 @_errors(401, 403, 422)
 def list_flags(query):
@@ -54,7 +54,7 @@ def list_flags(query):
 
 @blp.route(f"/flags/<{_ID}:flag_id>/resolve", methods=["POST"])
 @admin_required
-@blp.arguments(schemas.ResolveRequest)
+@blp.arguments(schemas.ResolveRequest())
 @blp.response(200, schemas.Resolved)
 @_errors(401, 403, 404, 422)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="flag_resolved: the flag was already decided")

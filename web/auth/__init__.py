@@ -28,7 +28,7 @@ def _limit(name: str):
 
 @blp.route("/auth/register", methods=["POST"])
 @limiter.limit(_limit("rate_limit_register"))
-@blp.arguments(schemas.Credentials)
+@blp.arguments(schemas.Credentials())
 @blp.response(201, schemas.UserCreated)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="username_taken")
 def register(body):
@@ -53,7 +53,7 @@ def _tokens(user_id: int, username: str, session_id: str, refresh: bool) -> dict
 
 @blp.route("/auth/login", methods=["POST"])
 @limiter.limit(_limit("rate_limit_login"))
-@blp.arguments(schemas.LoginRequest)
+@blp.arguments(schemas.LoginRequest())
 @blp.response(200, schemas.TokenPair)
 @blp.alt_response(401, schema=schemas.ErrorSchema, description="invalid_credentials")
 def login(body):

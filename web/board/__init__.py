@@ -13,7 +13,7 @@ blp = Blueprint("board", __name__, url_prefix="/api", description="Score board")
 
 
 @blp.route("/scoreboard", methods=["GET"])
-@blp.arguments(schemas.BoardQuery, location="query")
+@blp.arguments(schemas.BoardQuery(), location="query")
 @blp.response(200, schemas.Board)
 @blp.alt_response(422, schema=schemas.ErrorSchema)
 def scoreboard(query):

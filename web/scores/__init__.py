@@ -39,7 +39,7 @@ def _json(body: dict | bytes, status: int) -> Response:
 @jwt_required()
 @limiter.limit(lambda: services().settings.rate_limit_submit)
 @refuse_banned
-@blp.arguments(schemas.SubmissionRequest)
+@blp.arguments(schemas.SubmissionRequest())
 @blp.response(202, schemas.Accepted)
 @blp.alt_response(200, schema=schemas.AppliedResult, description="applied within the `Prefer: wait=N` time")
 @blp.alt_response(401, schema=schemas.ErrorSchema)
