@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Profile one gunicorn web worker under wrk load with py-spy (not part of ``make bench``).
 
-    python bench/profile.py accept|board [--seconds 8] [--out /tmp/profile.txt]
+    python bench/profile.py accept|board|apply [--seconds 8] [--out /tmp/profile-raw.txt]
 
-Starts the same stack as the accept benchmark (fresh database and Redis index, one
-gevent worker pinned to the server core), drives it with wrk, samples the worker with
-``py-spy record --format raw`` (collapsed stacks) and prints the functions with the
-most samples, self and cumulative. Needs ``pip install py-spy``.
+accept and board: the same stack as the accept benchmark (fresh database and Redis
+index, one gevent worker pinned to the server core) driven by wrk; apply: one RQ worker
+draining a queue pre-filled as in the apply benchmark. The process is sampled with
+``py-spy record --format raw`` (collapsed stacks); prints the functions with the most
+samples, self and cumulative. Needs ``pip install py-spy``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,15 +55,40 @@ def summarise(raw: Path, top: int) -> str:
     return "\n".join(lines)
 
 
+def profile_apply(svc: Services, out: str, count: int = 20_000) -> None:
+    import redis
+
+    from bench.apply import make_users, prefill
+    from scoreboard.redis_client import Keys
+
+    prefill(svc, make_users(svc.database_url), count)
+    r, keys = redis.Redis.from_url(svc.redis.url), Keys(svc.prefix)
+    spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "--rate", "500", "--output", out,
+                            "--nonblocking", "--", sys.executable, "-m", "workers"], cwd=ROOT, env=svc.env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    started = time.monotonic()
+    while r.zcard(keys.batches) and time.monotonic() - started < 300:
+        time.sleep(0.05)
+    print(f"{count} submissions applied in {time.monotonic() - started:.2f} s by one worker (start-up included)")
+    worker = subprocess.run(["pgrep", "-P", str(spy.pid)], capture_output=True, text=True).stdout.split()
+    for pid in worker:
+        os.kill(int(pid), signal.SIGTERM)
+    spy.wait(60)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["accept", "board"])
+    parser.add_argument("what", choices=["accept", "board", "apply"])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "profile-raw.txt"))
     args = parser.parse_args()
     svc = Services()
     try:
+        if args.what == "apply":
+            profile_apply(svc, args.out)
+            print(summarise(Path(args.out), args.top))
+            return 0
         base = svc.web()
         pid = worker_pid(svc.procs[-1].pid)
         if args.what == "accept":

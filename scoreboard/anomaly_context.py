@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from statistics import median
 
 from sqlalchemy.engine import Connection
 
@@ -26,23 +27,17 @@ SELECT u.id, (
 FROM unnest(%(ids)s::bigint[]) AS u(id)
 """
 
-# The median and the median absolute deviation of each user's recent deltas, per type.
+# Each user's recent deltas, per type; their median and median absolute deviation are
+# taken in Python (``summarise``): two percentile_cont passes over a self-join cost the
+# transaction several times more, and grew with the history.
 _HISTORY_SQL = """
-WITH recent AS (
-    SELECT u.id AS uid, h.action_type AS atype, h.score_change AS delta
-    FROM unnest(%(ids)s::bigint[]) AS u(id)
-    CROSS JOIN LATERAL (
-        SELECT action_type, score_change FROM score_history
-        WHERE user_id = u.id AND reason = 'submission'
-        ORDER BY created_at DESC LIMIT %(n)s) h
-), med AS (
-    SELECT uid, atype, count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY delta) AS median
-    FROM recent GROUP BY uid, atype
-)
-SELECT m.uid, m.atype, m.n, m.median,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(r.delta - m.median)) AS mad
-FROM med m JOIN recent r ON r.uid = m.uid AND r.atype = m.atype
-GROUP BY m.uid, m.atype, m.n, m.median
+SELECT u.id, h.action_type, array_agg(h.score_change)
+FROM unnest(%(ids)s::bigint[]) AS u(id)
+CROSS JOIN LATERAL (
+    SELECT action_type, score_change FROM score_history
+    WHERE user_id = u.id AND reason = 'submission'
+    ORDER BY created_at DESC LIMIT %(n)s) h
+GROUP BY u.id, h.action_type
 """
 
 _BOARD_SQL = f"""
@@ -85,6 +80,13 @@ class BatchContext:
         )
 
 
+def summarise(deltas: list[int]) -> History:
+    """The count, median and median absolute deviation of ``deltas`` (not empty); the
+    median of an even count is the mean of the middle two, as PostgreSQL's percentile_cont(0.5)."""
+    mid = float(median(deltas))
+    return History(samples=len(deltas), median=mid, mad=float(median([abs(d - mid) for d in deltas])))
+
+
 def load(conn: Connection, user_ids: list[int], limits: Thresholds) -> BatchContext:
     """Read the figures of ``user_ids`` from PostgreSQL, before the batch's own rows exist.
 
@@ -100,10 +102,8 @@ def load(conn: Connection, user_ids: list[int], limits: Thresholds) -> BatchCont
         _RECENT_COUNT_SQL, {"ids": user_ids, "window": limits.rate_window, "cap": limits.rate_count}
     ):
         context.recent[uid] = count
-    for uid, atype, n, median, mad in conn.exec_driver_sql(
-        _HISTORY_SQL, {"ids": user_ids, "n": limits.zscore_history}
-    ):
-        context.history[(uid, atype)] = History(samples=n, median=float(median), mad=float(mad))
+    for uid, atype, deltas in conn.exec_driver_sql(_HISTORY_SQL, {"ids": user_ids, "n": limits.zscore_history}):
+        context.history[(uid, atype)] = summarise(deltas)
     top, far = conn.exec_driver_sql(
         _BOARD_SQL, {"top": limits.jump_top, "far": limits.jump_from_rank}
     ).one()
