@@ -97,3 +97,12 @@ def test_thresholds_come_from_the_environment():
                                 "ANOMALY_JUMP_FROM_RANK": "30"})
     assert Thresholds.from_settings(custom) == Thresholds(10, 16, 5.0, 3, 20, 3, 30)
     assert Settings.from_env({**env, "ANOMALY_RATE_COUNT": "7"}).anomaly_rate_count == 7
+
+
+def test_history_summary_takes_median_and_mad_as_postgresql_did():
+    """The median of an even count is the mean of the middle two (percentile_cont(0.5))."""
+    from scoreboard.anomaly_context import summarise
+
+    assert summarise([4, 1, 3, 2]) == History(samples=4, median=2.5, mad=1.0)
+    assert summarise([10, 10, 10, 500]) == History(samples=4, median=10.0, mad=0.0)
+    assert summarise([7]) == History(samples=1, median=7.0, mad=0.0)
