@@ -146,7 +146,7 @@ class Settings:
     stream_send_timeout: float = 30.0
     stream_max_per_user: int = 5
     stream_replay_window: int = 10_000
-    stream_redis_connections: int = 20
+    stream_redis_connections: int = 2  # one holds the subscription, one runs the commands
     stream_send_buffer: int = 32 * 1024
     # Port of the worker's or scheduler's own /metrics (0: none); the web serves /metrics itself.
     metrics_port: int = 0

@@ -63,7 +63,9 @@ class Hub:
         self.redis = client
         self.keys = keys
         self.scripts = scripts
-        self.viewers: set[Viewer] = set()
+        # in the order they connected (a dict, not a set): a broadcast walks the viewers and
+        # their sockets in the order they were allocated, as a plain loop over a list would
+        self.viewers: dict[Viewer, None] = {}
         self.by_user: dict[int, set[Viewer]] = defaultdict(set)
         self.by_session: dict[str, set[Viewer]] = defaultdict(set)
         self.window = ReplayWindow(settings.stream_replay_window)
@@ -78,6 +80,9 @@ class Hub:
         self._gone: list[tuple[int, str]] = []
         self._synced_once = False
         self._sync_lock = BoundedSemaphore()
+        self._tick_s = min(1.0, settings.stream_heartbeat / 2)
+        self._beats = max(1, int(settings.stream_heartbeat / self._tick_s))  # ticks per heartbeat
+        self._next_beat = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -117,7 +122,9 @@ class Hub:
     # ------------------------------------------------------------------ viewers
 
     def add(self, viewer: Viewer) -> None:
-        self.viewers.add(viewer)
+        self._next_beat += 1
+        viewer.beat = self._next_beat % self._beats  # viewers take the ticks of a heartbeat in turn
+        self.viewers[viewer] = None
         self.by_user[viewer.user_id].add(viewer)
         self.by_session[viewer.session].add(viewer)
         self.stats["connected"] += 1
@@ -156,8 +163,7 @@ class Hub:
             viewer.watch.stop()
             viewer.watch.close()
             viewer.watch = None
-        if viewer in self.viewers:
-            self.viewers.discard(viewer)
+        if self.viewers.pop(viewer, 0) is None:
             metrics.stream_closed()
             for index, key in ((self.by_user, viewer.user_id), (self.by_session, viewer.session)):
                 group = index.get(key)
@@ -341,23 +347,33 @@ class Hub:
     # ------------------------------------------------------------------ ticker
 
     def _tick(self) -> None:
+        """Every tick: end expired streams and cut stuck writes. Each viewer's heartbeat (a
+        ping, and its revocation check) falls on one tick in ``heartbeat / tick``, by its
+        ``beat``: a heartbeat never writes to every viewer at once, so it never holds a
+        board change back by a whole fan-out."""
         heartbeat = self.settings.stream_heartbeat
-        next_beat = time.monotonic() + heartbeat
+        next_check = time.monotonic() + heartbeat
+        tick = 0
         while True:
-            gevent.sleep(min(1.0, heartbeat / 2))
+            gevent.sleep(self._tick_s)
+            tick += 1
             try:
                 now, wall = time.monotonic(), time.time()
+                beat, due = tick % self._beats, []
+                send_timeout = self.settings.stream_send_timeout
                 for viewer in list(self.viewers):
                     if viewer.expires_at <= wall:
                         viewer.finish(LOGOUT_EXPIRED)
-                    elif viewer.writing_since and now - viewer.writing_since > self.settings.stream_send_timeout:
+                    elif viewer.writing_since and now - viewer.writing_since > send_timeout:
                         self.abort(viewer, "send timeout")
-                if now >= next_beat:
-                    next_beat = now + heartbeat
-                    for viewer in list(self.viewers):
+                    elif viewer.beat == beat:
                         viewer.offer_ping()
-                    metrics.event_sent("ping", len(self.viewers))
-                    self._check_sessions(list(self.viewers))
+                        due.append(viewer)
+                if due:
+                    metrics.event_sent("ping", len(due))
+                    self._check_sessions(due)
+                if now >= next_check:
+                    next_check = now + heartbeat
                     self._check_version()
             except Exception:
                 log.exception("stream ticker failed")

@@ -56,7 +56,10 @@ def stream():
     limit_send_buffer(viewer.socket, hub.settings.stream_send_buffer)
     body = StreamBody(hub, viewer, version, board, last or after_board(version),
                       writes_chunks=request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1")
-    return Response(body, mimetype="text/event-stream", headers=HEADERS)
+    # direct_passthrough: the server iterates the body itself, not through werkzeug's encoding
+    # and closing wrappers (two frames less on every idle greenlet's saved stack, and the
+    # Response object is not kept for the life of the stream); StreamBody.close is called.
+    return Response(body, mimetype="text/event-stream", headers=HEADERS, direct_passthrough=True)
 
 
 def limit_send_buffer(sock, size: int) -> None:
@@ -127,6 +130,8 @@ class StreamBody:
     and the server then ends the chunked body: no per-event trip through the WSGI layers,
     and the hub can send to an idle viewer without waking it.
     """
+
+    __slots__ = ("hub", "viewer", "_first", "_own_writes")
 
     def __init__(self, hub: Hub, viewer: Viewer, version: int, board: bytes, after: EventId,
                  writes_chunks: bool = False):

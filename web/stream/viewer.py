@@ -34,7 +34,7 @@ class Viewer:
 
     __slots__ = ("id", "user_id", "session", "jti", "sid", "expires_at", "queue_max", "_board", "_personal",
                  "_ping", "_final", "_pending", "closed", "sent_board", "last_personal", "writing_since", "socket",
-                 "greenlet", "released", "watch", "chunked", "direct", "_idle", "_wake", "__weakref__")
+                 "greenlet", "released", "watch", "chunked", "direct", "_idle", "_wake", "beat", "__weakref__")
 
     def __init__(self, user_id: int, jti: str, sid: str | None, expires_at: float, queue_max: int):
         self.id = secrets.token_hex(8)
@@ -45,7 +45,7 @@ class Viewer:
         self.expires_at = expires_at
         self.queue_max = queue_max
         self._board: tuple[int, bytes, bytes] | None = None  # version, event bytes, the same framed
-        self._personal: deque[PersonalEvent] = deque()
+        self._personal: deque[PersonalEvent] | None = None  # made at the first personal event
         self._ping = False
         self._final: bytes | None = None
         self._pending = b""  # framed bytes a direct send left unsent
@@ -61,6 +61,7 @@ class Viewer:
         self.direct = None  # the socket's non-blocking half, for sends from the hub
         self._idle = False  # the greenlet waits for something to write
         self._wake = Event()
+        self.beat = 0  # the tick of each heartbeat on which the hub pings this viewer
 
     # ------------------------------------------------------------------ filled by the hub
 
@@ -68,7 +69,7 @@ class Viewer:
         """Make board ``version`` the next board to write, replacing an unsent one."""
         if self.closed or version <= self.sent_board:
             return
-        if framed is not None and self._quiet():
+        if framed is not None and self.direct is not None and self._idle and not self._wake.is_set():  # _quiet()
             self.sent_board = version
             self._send_now(framed)
             return
@@ -79,7 +80,9 @@ class Viewer:
         """Queue a personal event; False when the queue is full (the viewer cannot keep up)."""
         if self.closed or event.id <= self.last_personal:
             return True
-        if len(self._personal) >= self.queue_max:
+        if self._personal is None:
+            self._personal = deque()
+        elif len(self._personal) >= self.queue_max:
             return False
         self._personal.append(event)
         self._wake.set()
@@ -104,7 +107,7 @@ class Viewer:
     def abort(self) -> None:
         """End the stream at once, dropping whatever is queued."""
         self.closed = True
-        self._personal.clear()
+        self._personal = None
         self._board = None
         self._final = None
         self._pending = b""
@@ -149,7 +152,7 @@ class Viewer:
         if self._pending:
             parts.append(self._pending)
             self._pending = b""
-        while self._personal:
+        while self._personal:  # None, or a deque
             event = self._personal.popleft()
             if event.id > self.last_personal:
                 parts.append(frame(event.payload) if chunked else event.payload)
