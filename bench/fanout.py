@@ -162,7 +162,7 @@ class Viewers:
 
 
 def fanout(kind: str, env: dict, settings: Settings, r: redis.Redis, count: int, changes: int,
-           workdir: Path) -> dict:
+           workdir: Path, profile: Path | None = None) -> dict:
     """Open ``count`` viewers on one ``kind`` process (our stream, or the bare reference) and
     time ``changes`` board changes, one at a time."""
     proc, base = start_server(kind, env, cpus=SERVER_CPUS)
@@ -184,6 +184,15 @@ def fanout(kind: str, env: dict, settings: Settings, r: redis.Redis, count: int,
         name = f"{settings.redis_prefix}stream:{worker}" if kind == "stream" else f"bare-stream:{worker}"
         connections = redis_connections(r, name)
         published = {}
+        spy = None
+        if profile is not None:  # py-spy (requirements-test.txt) samples the worker during the changes
+            profile.mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen(pinned(["py-spy" if not (processes.BIN / "py-spy").exists()
+                                           else str(processes.BIN / "py-spy"), "record", "--pid", str(worker),
+                                           "--rate", "250", "--format", "raw", "--nonblocking",
+                                           "-o", str(profile / f"{kind}-{count}.txt")], CLIENT_CPUS),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
         cpu_before = cpu_seconds(worker)
         for i in range(changes):
             t0 = time.monotonic()
@@ -191,6 +200,9 @@ def fanout(kind: str, env: dict, settings: Settings, r: redis.Redis, count: int,
             published[version] = t0
             time.sleep(0.5 if count <= 1000 else 1.0)  # each change is delivered before the next
         cpu_used = cpu_seconds(worker) - cpu_before
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
         time.sleep(0.5)
         arrivals = viewers.stop()
     finally:
@@ -198,9 +210,9 @@ def fanout(kind: str, env: dict, settings: Settings, r: redis.Redis, count: int,
     latencies, per_change = [], []
     for version, t0 in published.items():
         got = [arrival - t0 for _, v, _, arrival in arrivals if v == version]
-        per_change.append(len(got))
+        per_change.append((len(got), round(min(got, default=0) * 1000, 1), round(max(got, default=0) * 1000, 1)))
         latencies += got
-    delivered = sum(per_change)
+    delivered = sum(n for n, _, _ in per_change)
     return {
         "app": kind, "viewers": count, "viewers_connected": viewers.ready, "viewers_failed": viewers.failed,
         "connect_seconds": round(connect_s, 1), "board_changes": changes,
@@ -211,6 +223,7 @@ def fanout(kind: str, env: dict, settings: Settings, r: redis.Redis, count: int,
         "cpu_us_per_delivery": round(cpu_used / max(1, delivered) * 1e6, 1),
         "viewer_process_cpu_s": round(viewers.cpu_seconds, 2),
         "redis_connections": connections,
+        "per_change": per_change,  # deliveries, first and last arrival (ms after the PUBLISH)
     }
 
 
@@ -364,6 +377,7 @@ def main() -> int:
     parser.add_argument("--e2e-seconds", type=float, default=20)
     parser.add_argument("--e2e-rate", type=float, default=500, help="submissions per second")
     parser.add_argument("--out", type=Path, default=RESULTS / "fanout.json")
+    parser.add_argument("--profile", type=Path, help="a directory: py-spy profiles of the stream workers (raw)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -394,7 +408,7 @@ def main() -> int:
             for run in range(args.runs):
                 for count in args.viewers:
                     for kind in (kinds if run % 2 == 0 else kinds[::-1]):
-                        figures = fanout(kind, env, settings, r, count, args.changes, Path(tmp))
+                        figures = fanout(kind, env, settings, r, count, args.changes, Path(tmp), args.profile)
                         results["fanout"].append(figures)
                         print(f"run {run + 1} {kind:>6} {count:>6} viewers: latency {figures['latency']}, "
                               f"{figures['memory_per_viewer_kib']} KiB/viewer, "
