@@ -16,6 +16,9 @@ from scoreboard.settings import Settings
 from tests.client import Player, sign
 
 USERS = 50
+# The full check chain includes the rate limit: on, with the production shape (a
+# per-second and a per-minute window, each its own Redis counter), never reached.
+RATE_LIMITS = {"RATELIMIT_ENABLED": "true", "RATE_LIMIT_SUBMIT": "1000000 per second;60000000 per minute"}
 
 
 def prepare_bodies(svc: Services, base: str, count: int) -> str:
@@ -46,6 +49,7 @@ def paced(rps_target: float, connections: int, latency_ms: float) -> str:
 
 def run(runs: int = 3, seconds: int = 8) -> dict:
     svc = Services()
+    svc.env.update(RATE_LIMITS)
     try:
         base = svc.web()
         bare = svc.web(app="bench.bare_app:app")
