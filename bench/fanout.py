@@ -161,6 +161,22 @@ class Viewers:
         return json.loads(self.out_file.read_text())
 
 
+def spy(pid: int, out: Path, rate: int = 250) -> subprocess.Popen:
+    """py-spy (requirements-test.txt) sampling ``pid`` until sent SIGINT; raw collapsed stacks."""
+    exe = str(processes.BIN / "py-spy") if (processes.BIN / "py-spy").exists() else "py-spy"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(pinned([exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+                                    "--nonblocking", "-o", str(out)], CLIENT_CPUS),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_spies(spies: list[subprocess.Popen]) -> None:
+    for s in spies:
+        s.send_signal(2)
+    for s in spies:
+        s.wait(30)
+
+
 def fanout(kind: str, env: dict, settings: Settings, r: redis.Redis, count: int, changes: int,
            workdir: Path, profile: Path | None = None) -> dict:
     """Open ``count`` viewers on one ``kind`` process (our stream, or the bare reference) and
@@ -184,14 +200,9 @@ def fanout(kind: str, env: dict, settings: Settings, r: redis.Redis, count: int,
         name = f"{settings.redis_prefix}stream:{worker}" if kind == "stream" else f"bare-stream:{worker}"
         connections = redis_connections(r, name)
         published = {}
-        spy = None
-        if profile is not None:  # py-spy (requirements-test.txt) samples the worker during the changes
-            profile.mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen(pinned(["py-spy" if not (processes.BIN / "py-spy").exists()
-                                           else str(processes.BIN / "py-spy"), "record", "--pid", str(worker),
-                                           "--rate", "250", "--format", "raw", "--nonblocking",
-                                           "-o", str(profile / f"{kind}-{count}.txt")], CLIENT_CPUS),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spies = []
+        if profile is not None:  # samples the worker during the changes
+            spies.append(spy(worker, profile / f"{kind}-{count}.txt"))
             time.sleep(1)
         cpu_before = cpu_seconds(worker)
         for i in range(changes):
@@ -200,9 +211,7 @@ def fanout(kind: str, env: dict, settings: Settings, r: redis.Redis, count: int,
             published[version] = t0
             time.sleep(0.5 if count <= 1000 else 1.0)  # each change is delivered before the next
         cpu_used = cpu_seconds(worker) - cpu_before
-        if spy is not None:
-            spy.send_signal(2)
-            spy.wait(30)
+        stop_spies(spies)
         time.sleep(0.5)
         arrivals = viewers.stop()
     finally:
@@ -255,7 +264,8 @@ def issue_tokens(r: redis.Redis, settings: Settings, owners: list[tuple[str, int
 
 
 def end_to_end(env: dict, settings: Settings, r: redis.Redis, database_url: str, viewers_count: int,
-               seconds: float, rate: float, workdir: Path, probe_every: float = 0.25, warmup: float = 2.0) -> dict:
+               seconds: float, rate: float, workdir: Path, probe_every: float = 0.25, warmup: float = 2.0,
+               profile: Path | None = None) -> dict:
     """Submissions through the whole pipeline at ``rate``/s; probes time POST -> board on every viewer."""
     started = []
     try:
@@ -289,10 +299,16 @@ def end_to_end(env: dict, settings: Settings, r: redis.Redis, database_url: str,
                        "redis": int(r.info("server")["process_id"])}
         cpu0 = {"web": tree_cpu(web.pid), "workers": sum(tree_cpu(p) for p in server_pids["workers"]),
                 "stream": tree_cpu(stream.pid), "redis": cpu_seconds(server_pids["redis"]), "postgres": postgres_cpu()}
+        spies = []
+        if profile is not None:  # every server process during the load, at a lower rate (7 samplers)
+            for name, pid in (("stream", worker_pid(stream.pid)), *(("web", p) for p in children(web.pid)),
+                              *(("worker", p) for p in server_pids["workers"])):
+                spies.append(spy(pid, profile / f"e2e-{name}-{pid}.txt", rate=100))
         t0 = time.monotonic()
         subprocess.run(pinned([sys.executable, str(ROOT / "bench" / "fanout_load.py"), str(plan_file),
                                str(out_file)], CLIENT_CPUS), check=True, stdout=subprocess.DEVNULL)
         wall = time.monotonic() - t0
+        stop_spies(spies)
         cpu1 = {"web": tree_cpu(web.pid), "workers": sum(tree_cpu(p) for p in server_pids["workers"]),
                 "stream": tree_cpu(stream.pid), "redis": cpu_seconds(server_pids["redis"]), "postgres": postgres_cpu()}
         time.sleep(2)
@@ -417,7 +433,7 @@ def main() -> int:
                               f"{figures['deliveries']}/{figures['deliveries_expected']} delivered", flush=True)
                 if args.e2e_viewers:
                     e2e = end_to_end(env, settings, r, database_url, args.e2e_viewers, args.e2e_seconds,
-                                     args.e2e_rate, Path(tmp))
+                                     args.e2e_rate, Path(tmp), profile=args.profile)
                     results["end_to_end"].append(e2e)
                     print(f"run {run + 1} end to end, {e2e['viewers']} viewers, {e2e['achieved_rate_per_s']}/s "
                           f"submissions (target {args.e2e_rate}, max lag {e2e['max_lag_ms']} ms, statuses "

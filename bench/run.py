@@ -3,13 +3,16 @@ the ratio and the target; printed as a table and written as JSON under bench/res
 
     python bench/run.py [--runs 3] [--only apply,accept,fanout,soak] [--soak-minutes 3]
 
-``fanout`` (bench/fanout.py: 1,000 and 10,000 viewers, end to end) and ``soak``
-(bench/soak.py) run as their own processes and print their own figures too.
+``fanout`` (bench/fanout.py: 1,000 and 10,000 viewers beside the bare gevent reference, and
+end to end at 500 submissions/s; ``--runs`` runs, medians) and ``soak`` (bench/soak.py) run
+as their own processes and print their own figures too; the fan-out rows come from the
+summary that bench/fanout.py writes (bench/results/fanout.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +22,29 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import accept, apply  # noqa: E402
-from bench.common import CLIENT_CPUS, CORES, ROOT, SERVER_CPUS, save  # noqa: E402
+from bench.common import CLIENT_CPUS, CORES, RESULTS, ROOT, SERVER_CPUS, save  # noqa: E402
+
+
+def fanout_rows(f: dict) -> list[tuple]:
+    """The fan-out stage's rows, from bench/fanout.py's summary (medians of its runs)."""
+    ours, ref, e2e = f.get("stream_10000"), f.get("bare_10000"), f.get("end_to_end")
+    rows = []
+    if ours and ref:
+        ratio = lambda a, b: round(a / b, 2) if a is not None and b else None  # noqa: E731
+        rows.append(("fan-out, 10,000 viewers: p99 (ms)", ours["p99_ms"],
+                     "bare gevent WSGI app, same bytes: p99 (ms)", ref["p99_ms"], ratio(ours["p99_ms"], ref["p99_ms"]),
+                     "<= 1.2x"))
+        rows.append(("fan-out, memory per viewer (KiB)", ours["memory_per_viewer_kib"],
+                     "bare gevent WSGI app (KiB)", ref["memory_per_viewer_kib"],
+                     ratio(ours["memory_per_viewer_kib"], ref["memory_per_viewer_kib"]), "<= 30 KB (29.3 KiB)"))
+        rows.append(("fan-out, Redis connections per process", ours["redis_connections"],
+                     "bare gevent WSGI app (subscription only)", ref["redis_connections"],
+                     ratio(ours["redis_connections"], ref["redis_connections"]), "1"))
+    if e2e:
+        rows.append(("end to end, 1,000 viewers, 500/s: p50 (ms)", e2e["p50_ms"], "", None, None,
+                     "< 50 ms"))
+        rows.append(("end to end, POST -> board: p99 (ms)", e2e["p99_ms"], "", None, None, "< 250 ms"))
+    return rows
 
 
 def main() -> int:
@@ -42,11 +67,16 @@ def main() -> int:
         rows.append(("accept p99 at 80% of max (ms)", a["accept_p99_at_80pct_ms"], "", None, None, "< 50 ms"))
         rows.append(("GET /api/scoreboard cached (req/s)", a["board_rps"], "bare Flask GET (req/s)",
                      a["board_reference_rps"], a["board_ratio"], ">= 0.8x"))
-    for name, argv in (("fanout", ["bench/fanout.py"]),
-                       ("soak", ["bench/soak.py", "--minutes", str(args.soak_minutes)])):
-        if name in stages:
-            print(f"\n== {name}", flush=True)
-            subprocess.run([sys.executable, *argv], cwd=ROOT, check=True)
+    if "fanout" in stages:
+        print("\n== fanout", flush=True)
+        out = RESULTS / "fanout.json"
+        subprocess.run([sys.executable, "bench/fanout.py", "--runs", str(args.runs), "--out", str(out)], cwd=ROOT,
+                       check=True)
+        f = results["fanout"] = json.loads(out.read_text())["summary"]
+        rows.extend(fanout_rows(f))
+    if "soak" in stages:
+        print("\n== soak", flush=True)
+        subprocess.run([sys.executable, "bench/soak.py", "--minutes", str(args.soak_minutes)], cwd=ROOT, check=True)
     print(f"\n{CORES} cores; server pinned to CPU {SERVER_CPUS}, load generator to CPU {CLIENT_CPUS};"
           f" medians of {args.runs} runs")
     print(f"{'stage':<46} {'figure':>10}  {'reference':<46} {'ref':>9} {'ratio':>6}  target")
