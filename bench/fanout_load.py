@@ -6,9 +6,10 @@ whose new score tops the board.
     python bench/fanout_load.py PLAN_FILE OUT_FILE
 
 PLAN_FILE (JSON): ``port``, ``rate`` (submissions/s), ``seconds``, ``connections``,
-``warmup`` (seconds before the first probe), ``probe_every``, ``probe_start_score``, ``submissions`` (a list of
-``[access token, action token, secret, delta]``, pre-issued, at least rate * seconds) and
-``probes`` (the same, for the probe user). Submission ``i`` is due at ``start + i / rate``
+``warmup`` (seconds before the first probe), ``probe_every``, ``probe_start_score`` (the
+probe user's score before the run), ``submissions`` (a list of ``[access token, action
+token, secret, delta]``, pre-issued, at least rate * seconds) and ``probes`` (the same, for
+the probe user). Submission ``i`` is due at ``start + i / rate``
 (open loop: a slow answer does not slow the schedule; the lag behind it is reported).
 
 Writes to OUT_FILE: the probes (``[POST time, expected top score]``, ``time.monotonic()``),
