@@ -48,20 +48,12 @@ from bench.common import CLIENT_CPUS, SERVER_CPUS, pinned  # noqa: E402
 from scoreboard.settings import Settings  # noqa: E402
 from tests import processes, services  # noqa: E402
 from tests.publisher import Publisher, board_entries  # noqa: E402
+from bench.latency import percentiles  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 LOGS = Path(tempfile.gettempdir()) / "scoreboard-bench-logs"
 TAP = {"name": "tap", "min_delta": 1, "max_delta": 1000, "min_duration_ms": 0}
 APPS = {"stream": "web.stream_wsgi:app", "bare": "bench.bare_stream_app:app"}
-
-
-def percentiles(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0}
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(ordered), "p50_ms": round(pick(0.5) * 1000, 1), "p99_ms": round(pick(0.99) * 1000, 1),
-            "max_ms": round(ordered[-1] * 1000, 1), "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}
 
 
 def children(pid: int) -> list[int]:

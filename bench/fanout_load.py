@@ -32,6 +32,7 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 
 import gevent  # noqa: E402
+from latency import percentiles  # noqa: E402  (run as a script: bench/ is on sys.path)
 
 
 def sign(secret: str, token: str, delta: int, completed_at: int) -> str:
@@ -79,15 +80,6 @@ class Http:
             self.sock = None
             raise ConnectionError("closed")
         self.buffer += data
-
-
-def percentiles(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0}
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(ordered), "p50_ms": round(pick(0.5) * 1000, 1), "p99_ms": round(pick(0.99) * 1000, 1),
-            "max_ms": round(ordered[-1] * 1000, 1)}
 
 
 def main() -> int:
