@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Profile one gunicorn web worker under wrk load with py-spy (not part of ``make bench``).
 
-    python bench/profile.py accept|board|apply [--seconds 8] [--out /tmp/profile-raw.txt]
+    python bench/profile.py accept|board|apply [--seconds 8] [--limiter] [--out /tmp/profile-raw.txt]
 
 accept and board: the same stack as the accept benchmark (fresh database and Redis
 index, one gevent worker pinned to the server core) driven by wrk; apply: one RQ worker
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.accept import prepare_bodies  # noqa: E402
+from bench.accept import RATE_LIMITS, prepare_bodies  # noqa: E402
 from bench.common import Services, pinned, CLIENT_CPUS, ROOT  # noqa: E402
 
 
@@ -82,8 +82,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "profile-raw.txt"))
+    parser.add_argument("--limiter", action="store_true", help="rate limiter on, as in the accept benchmark")
     args = parser.parse_args()
     svc = Services()
+    if args.limiter:
+        svc.env.update(RATE_LIMITS)
     try:
         if args.what == "apply":
             profile_apply(svc, args.out)
