@@ -106,14 +106,22 @@ def read_board(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, lim
 
 def _read(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, limit: int,
           cache_ttl: int) -> tuple[bytes, str]:
-    cached = r.get(keys.board_top10 if limit == 10 else keys.board_top)
+    cached = cached_board(r, keys, limit)
     if cached is not None:
-        return (cached if limit == 10 else _slice(cached, limit)), "cache"
+        return cached, "cache"
     reply = scripts.refresh(keys=board_keys(keys), args=[cache_ttl, ""])
     if reply[0] == b"ok":
         return (reply[1] if limit == 10 else _slice(reply[2], limit)), ("ranking" if reply[3] == 1 else "cache")
     body, source = fill_from_database(engine, r, scripts, keys, cache_ttl)
     return _slice(body, limit), source
+
+
+def cached_board(r: redis.Redis, keys: Keys, limit: int) -> bytes | None:
+    """The body of the top ``limit`` from the board cache (one GET), or None on a miss."""
+    cached = r.get(keys.board_top10 if limit == 10 else keys.board_top)
+    if cached is None or limit == 10:
+        return cached
+    return _slice(cached, limit)
 
 
 def fill_from_database(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, cache_ttl: int,

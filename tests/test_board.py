@@ -43,6 +43,29 @@ def test_limit(api):
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
 
 
+def test_a_cached_board_answers_like_the_full_app(api):
+    """The plain request is answered from the cache ahead of Flask (web/board/cached.py);
+    a non-canonical but valid query goes through the full app. Same body, same headers."""
+    Player(api).earn(3)
+    requests.get(f"{api}/api/scoreboard")  # fills the cache
+    fast = requests.get(f"{api}/api/scoreboard", headers={"X-Request-ID": "board-fast-1"})
+    full = requests.get(f"{api}/api/scoreboard?limit=010", headers={"X-Request-ID": "board-full-1"})
+    assert fast.status_code == full.status_code == 200
+    assert fast.content == full.content and fast.json()["entries"][0]["score"] == 3
+    assert fast.headers["X-Request-ID"] == "board-fast-1" and full.headers["X-Request-ID"] == "board-full-1"
+    ignored = {"date", "x-request-id"}
+    assert {k.lower(): v for k, v in fast.headers.items() if k.lower() not in ignored} == \
+        {k.lower(): v for k, v in full.headers.items() if k.lower() not in ignored}
+    assert fast.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert fast.headers["Cache-Control"] == "no-store"
+    too_long = "r" * 65
+    generated = requests.get(f"{api}/api/scoreboard", headers={"X-Request-ID": too_long}).headers["X-Request-ID"]
+    assert len(generated) == 16 and generated != too_long
+    # limits below 10 from the cached top 100, the same entries as the full app's
+    assert requests.get(f"{api}/api/scoreboard?limit=1").content == \
+        requests.get(f"{api}/api/scoreboard?limit=01").content
+
+
 def test_version_grows_with_every_applied_update(api):
     p = Player(api)
     versions = []

@@ -100,6 +100,7 @@ def test_metrics_count_a_known_sequence(group, base_env):
     assert delta(before, after, http, route="/api/actions", status="201") == 6
     assert delta(before, after, http, route="/api/score/update", status="403") == 3
     assert delta(before, after, "scoreboard_http_request_duration_seconds_count", route="/api/scoreboard") == 4
+    assert delta(before, after, "scoreboard_board_reads_total") == 4  # from the cache or not, each counted once
     assert delta(before, after, "scoreboard_http_request_duration_seconds_bucket",
                  route="/api/scoreboard", le="+Inf") == 4
     assert delta(before, after, "scoreboard_submissions_accepted_total") == 4

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
-from flask import Flask, g, request
+from flask import Flask
 from rq import Queue
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from scoreboard import logs
 from scoreboard.accounts import make_hasher
 from scoreboard.db import make_engine, make_read_router
 from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from web import errors, identity, metrics, security
+from web import errors, identity, metrics, request_ids, security
+from web.board.cached import CachedBoard
 from web.extensions import NoCookieSession, api, jwt, limiter
 from web.services import Services
 
@@ -88,24 +87,8 @@ def create_app(settings: Settings) -> Flask:
     document(api.spec, app)
     app.register_blueprint(page_blp)
 
-    @app.before_request
-    def _request_id():
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else secrets.token_hex(8)
-        g._log_token = logs.bind(request_id=g.request_id)
-
-    @app.teardown_request
-    def _unbind_request_id(_exc):
-        token = g.pop("_log_token", None)
-        if token is not None:
-            logs.unbind(token)
-
-    @app.after_request
-    def _headers(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    request_ids.install(app)
+    app.wsgi_app = CachedBoard(app.wsgi_app, app.extensions["scoreboard"], security.common_headers(settings))
 
     if settings.trusted_proxies:
         n = settings.trusted_proxies

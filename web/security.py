@@ -6,7 +6,8 @@
   the policy (computed from the page itself, so no ``'unsafe-inline'``); a page's view may
   relax it through ``g.csp_relax`` (the RQ dashboard does).
 - ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy:
-  no-referrer``, ``Cross-Origin-Opener-Policy: same-origin`` everywhere;
+  no-referrer``, ``Cross-Origin-Opener-Policy: same-origin`` everywhere, and
+  ``Cache-Control: no-store`` unless the view set its own;
   ``Strict-Transport-Security`` when ``HSTS_MAX_AGE`` > 0 (the production default).
 - A chunked request body over ``MAX_CONTENT_LENGTH`` is refused with 413, like one
   whose ``Content-Length`` says so.
@@ -68,15 +69,28 @@ def page_policy(html: bytes, relax: dict | None = None) -> str:
     return "; ".join(f"{name} {' '.join(dict.fromkeys(sources))}" for name, sources in policy.items())
 
 
+def common_headers(settings: Settings) -> list[tuple[str, str]]:
+    """The headers every response carries unless its view set them otherwise (the
+    Content-Security-Policy aside, which depends on the body)."""
+    headers = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Cache-Control", "no-store"),
+    ]
+    if settings.hsts_max_age:
+        headers.append(("Strict-Transport-Security", f"max-age={settings.hsts_max_age}; includeSubDomains"))
+    return headers
+
+
 def _security_headers(settings: Settings):
+    common = common_headers(settings)
+
     def add(response: Response) -> Response:
         headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if settings.hsts_max_age:
-            headers.setdefault("Strict-Transport-Security", f"max-age={settings.hsts_max_age}; includeSubDomains")
+        for name, value in common:
+            headers.setdefault(name, value)
         if "Content-Security-Policy" not in headers:
             if response.mimetype == "text/html" and not response.is_streamed and not response.direct_passthrough:
                 headers["Content-Security-Policy"] = page_policy(response.get_data(), g.get("csp_relax"))
