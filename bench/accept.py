@@ -4,12 +4,17 @@ the bare app's GET. Both servers get one gunicorn worker on the server core."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import redis
 
-from bench.common import Services, median, wrk
+from bench.common import CLIENT_CPUS, ROOT, Services, median, pinned, wrk
+from bench.fanout import issue_tokens
 from scoreboard import action_tokens
 from scoreboard.redis_client import Keys
 from scoreboard.settings import Settings
@@ -23,16 +28,14 @@ RATE_LIMITS = {"RATELIMIT_ENABLED": "true", "RATE_LIMIT_SUBMIT": "1000000 per se
                "RATE_LIMIT_LOGIN": "1000000 per minute", "RATE_LIMIT_REGISTER": "1000000 per minute"}
 
 
-def prepare_bodies(svc: Services, base: str, count: int) -> str:
+def prepare_bodies(svc: Services, base: str, count: int, players: list[Player] | None = None) -> str:
     """A file of "jwt<TAB>body" lines, each with its own fresh action token."""
-    players = [Player(base) for _ in range(USERS)]
+    players = players or [Player(base) for _ in range(USERS)]
     settings = Settings.from_env(svc.env)
     r = redis.Redis.from_url(svc.redis.url)
     keys = Keys(svc.prefix)
     tap = settings.action_types_by_name["tap"]
     path = tempfile.mktemp(prefix="sb-bodies-", suffix=".txt")
-    import json
-
     with open(path, "w") as fh:
         for i in range(count):
             p = players[i % USERS]
@@ -44,9 +47,28 @@ def prepare_bodies(svc: Services, base: str, count: int) -> str:
     return path
 
 
-def paced(rps_target: float, connections: int, latency_ms: float) -> str:
-    """wrk delay (ms) per request per connection that gives about ``rps_target`` in all."""
-    return str(max(0, int(connections * 1000 / rps_target - latency_ms)))
+def open_loop(svc: Services, base: str, players: list[Player], rate: float, seconds: int) -> dict:
+    """Submissions due at a steady ``rate`` whatever the answers' pace (open loop: wrk's
+    closed loop cannot hold a rate below the maximum), from ``bench/fanout_load.py``
+    pinned to the client core; latency from each one's due time."""
+    settings = Settings.from_env(svc.env)
+    r = redis.Redis.from_url(svc.redis.url)
+    owners = [(players[i % len(players)].tokens["access_token"], players[i % len(players)].id)
+              for i in range(int(rate * seconds) + 1)]
+    subs = issue_tokens(r, settings, owners, 5)
+    with tempfile.TemporaryDirectory(prefix="sb-accept-") as tmp:
+        plan, out = Path(tmp) / "plan.json", Path(tmp) / "out.json"
+        plan.write_text(json.dumps({"port": int(base.rsplit(":", 1)[1]), "rate": rate, "seconds": seconds,
+                                    "connections": 64, "warmup": seconds + 1, "probe_every": 1,
+                                    "probe_start_score": 0, "submissions": subs, "probes": []}))
+        subprocess.run(pinned([sys.executable, str(ROOT / "bench" / "fanout_load.py"), str(plan), str(out)],
+                              CLIENT_CPUS), check=True, stdout=subprocess.DEVNULL)
+        load = json.loads(out.read_text())
+    return {"rps": load["achieved_rate_per_s"], "target_rps": round(rate, 1),
+            "p50_ms": load["accept_latency"]["p50_ms"], "p99_ms": load["accept_latency"]["p99_ms"],
+            "errors": load["sent"] - load["statuses"].get("202", 0), "max_lag_ms": load["max_lag_ms"],
+            "slowest": load["slowest"],
+            "client_cpu_s": load["cpu_seconds"], "seconds": seconds}
 
 
 def run(runs: int = 3, seconds: int = 8) -> dict:
@@ -56,13 +78,12 @@ def run(runs: int = 3, seconds: int = 8) -> dict:
         base = svc.web()
         bare = svc.web(app="bench.bare_app:app")
         results = []
+        players = [Player(base) for _ in range(USERS)]
         for _ in range(runs):
-            bodies = prepare_bodies(svc, base, 40_000)
+            bodies = prepare_bodies(svc, base, 40_000, players)
             ref = wrk(bare, "wrk_simple.lua", ["POST", "/api/score/update"], seconds=seconds)
             full = wrk(base, "wrk_bodies.lua", [bodies, "0", "2"], seconds=seconds)
-            bodies = prepare_bodies(svc, base, 40_000)
-            at80 = wrk(base, "wrk_bodies.lua", [bodies, paced(0.8 * full["rps"], 32, full["p50_ms"] / 2), "2"],
-                       connections=32, seconds=seconds)
+            at80 = open_loop(svc, base, players, 0.8 * full["rps"], seconds)
             board_ref = wrk(bare, "wrk_simple.lua", ["GET", "/api/scoreboard"], seconds=seconds)
             board = wrk(base, "wrk_simple.lua", ["GET", "/api/scoreboard"], seconds=seconds)
             results.append({"reference": ref, "accept": full, "accept_at_80pct": at80, "board_reference": board_ref,
@@ -84,6 +105,4 @@ def run(runs: int = 3, seconds: int = 8) -> dict:
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps({k: v for k, v in run(runs=1, seconds=5).items() if k != "runs"}, indent=2))

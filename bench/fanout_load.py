@@ -13,7 +13,9 @@ the probe user). Submission ``i`` is due at ``start + i / rate``
 (open loop: a slow answer does not slow the schedule; the lag behind it is reported).
 
 Writes to OUT_FILE: the probes (``[POST time, expected top score]``, ``time.monotonic()``),
-status counts, accept latency (POST to 202) percentiles, the achieved rate, the largest
+status counts, the 20 slowest submissions ([due s after the start, latency ms]), accept latency
+(from the time a submission was due, or posted if sooner, to its
+202) percentiles, the achieved rate, the largest
 lag behind the schedule, and this process's CPU seconds; prints ``done``.
 """
 
@@ -48,11 +50,14 @@ class Http:
         self.sock = None
         self.buffer = b""
 
+    def connect(self) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", self.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
     def post(self, path: str, token: str, body: bytes) -> int:
         if self.sock is None:
-            self.sock = socket.create_connection(("127.0.0.1", self.port))
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.buffer = b""
+            self.connect()
         self.sock.sendall(b"POST %s HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer %s\r\n"
                           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                           % (path.encode(), token.encode(), len(body), body))
@@ -92,9 +97,13 @@ def main() -> int:
     next_index = [0]
     statuses: Counter = Counter()
     accept_latency: list[float] = []
+    slow: list[tuple[float, float]] = []  # (latency, due time after the start)
     probes: list = []
     lag = [0.0]
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
+    connections = [Http(plan["port"]) for _ in range(plan["connections"])]
+    for http in connections:  # opened before the clock starts, as a client's pool would be
+        http.connect()
     start = time.monotonic() + 0.2
 
     # probe k replaces the submission due at warm-up + k * probe_every
@@ -105,8 +114,7 @@ def main() -> int:
             break
         probe_at[i] = probe
 
-    def connection() -> None:
-        http = Http(plan["port"])
+    def connection(http: Http) -> None:
         while True:
             i = next_index[0]
             if i >= total:
@@ -129,12 +137,13 @@ def main() -> int:
             except OSError:
                 status = 0
             statuses[status] += 1
-            if status == 202:
-                accept_latency.append(time.monotonic() - t_post)
+            if status == 202:  # from when it was due: waiting for a free connection counts too
+                accept_latency.append(time.monotonic() - min(due, t_post))
+                slow.append((accept_latency[-1], due - start))
                 if probe:
                     probes.append((t_post, delta))
 
-    workers = [gevent.spawn(connection) for _ in range(plan["connections"])]
+    workers = [gevent.spawn(connection, http) for http in connections]
     gevent.joinall(workers)
     elapsed = time.monotonic() - start
     probes.sort()  # 0.25 s apart, so applied in the order posted: each one's expected top score
@@ -147,6 +156,7 @@ def main() -> int:
     with open(out_file, "w") as fh:
         json.dump({"probes": expected, "statuses": {str(k): v for k, v in statuses.items()},
                    "accept_latency": percentiles(accept_latency), "sent": total,
+                   "slowest": [[round(at, 3), round(lat * 1000, 1)] for lat, at in sorted(slow)[-20:]],
                    "achieved_rate_per_s": round(total / elapsed, 1), "max_lag_ms": round(lag[0] * 1000, 1),
                    "cpu_seconds": round(cpu, 2), "seconds": round(elapsed, 2)}, fh)
     print("done", flush=True)
