@@ -22,7 +22,7 @@ from scoreboard.logs import security_event
 from scoreboard.action_types import ActionType
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
-from scoreboard.submissions import Submission, load_many
+from scoreboard.submissions import Submission, seal_batch
 
 log = logging.getLogger(__name__)
 
@@ -293,9 +293,7 @@ class Applier:
             Exception: a connection still lost after ``transient_wait_s``, and any failure
                 of a split-off batch, propagate (RQ retries the job).
         """
-        ids = [i.decode() for i in self.scripts.seal(keys=[self.keys.batch_open, self.keys.batch(batch_id)],
-                                                         args=[batch_id])]
-        subs = [s for s in load_many(self.redis, self.keys, ids) if s.state in ("queued", "failed")]
+        subs = [s for s in seal_batch(self.scripts, self.keys, batch_id) if s.state in ("queued", "failed")]
         return self.apply_submissions(subs, batch_id)
 
     def apply_submissions(self, subs: list[Submission], batch_id: str) -> dict:

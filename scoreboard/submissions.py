@@ -86,30 +86,50 @@ def accept(
     return Accepted(submission_id, reply[1].decode(), reply[2] == 1)
 
 
+# The fields of a stored submission that the apply stage reads, in the order of ``_parse``.
+FIELDS = ("user_id", "token", "action_type", "delta", "completed_at", "issued_at", "accepted_at", "state",
+          "request_id")
+
+
+def _parse(sid: str, values: list) -> Submission | None:
+    """A submission from its id and its ``FIELDS`` values (None when its record is gone)."""
+    user_id, token, action_type, delta, completed_at, issued_at, accepted_at, state, request_id = values
+    if user_id is None or user_id is False:
+        return None
+    return Submission(
+        id=sid,
+        user_id=int(user_id),
+        token=token.decode(),
+        action_type=action_type.decode(),
+        score_delta=int(delta),
+        completed_at=int(completed_at),
+        issued_at=int(issued_at),
+        accepted_at=int(accepted_at),
+        state=state.decode(),
+        request_id=request_id.decode() if request_id else "",
+    )
+
+
 def load_many(r: redis.Redis, keys: Keys, submission_ids: list[str]) -> list[Submission]:
     """The stored submissions, in the given order; ids whose record is gone are skipped."""
     pipe = r.pipeline(transaction=False)
     for sid in submission_ids:
-        pipe.hgetall(keys.submission(sid))
-    out = []
-    for sid, raw in zip(submission_ids, pipe.execute()):
-        if not raw:
-            continue
-        out.append(
-            Submission(
-                id=sid,
-                user_id=int(raw[b"user_id"]),
-                token=raw[b"token"].decode(),
-                action_type=raw[b"action_type"].decode(),
-                score_delta=int(raw[b"delta"]),
-                completed_at=int(raw[b"completed_at"]),
-                issued_at=int(raw[b"issued_at"]),
-                accepted_at=int(raw[b"accepted_at"]),
-                state=raw[b"state"].decode(),
-                request_id=raw.get(b"request_id", b"").decode(),
-            )
-        )
-    return out
+        pipe.hmget(keys.submission(sid), FIELDS)
+    parsed = (_parse(sid, values) for sid, values in zip(submission_ids, pipe.execute()))
+    return [s for s in parsed if s is not None]
+
+
+def seal_batch(scripts: Scripts, keys: Keys, batch_id: str) -> list[Submission]:
+    """Seal the batch (no more submissions join it) and read its submissions, in one round trip.
+
+    Returns:
+        The batch's stored submissions in the order they were accepted; ids whose record
+        is gone are skipped.
+    """
+    reply = scripts.seal(keys=[keys.batch_open, keys.batch(batch_id)],
+                         args=[batch_id, keys.submission(""), *FIELDS])
+    parsed = (_parse(row[0].decode(), row[1:]) for row in reply)
+    return [s for s in parsed if s is not None]
 
 
 def status(r: redis.Redis, keys: Keys, user_id: int, submission_id: str) -> dict | None:
