@@ -3,6 +3,7 @@ isolation, and recovery of the ranking."""
 
 import secrets
 
+import orjson
 import pytest
 
 from scoreboard import action_tokens
@@ -10,7 +11,7 @@ from scoreboard.apply import Applier, BatchFailed
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
-from scoreboard.submissions import accept, load_many
+from scoreboard.submissions import accept, load_many, seal_batch
 from tests import invariants
 from tests.conftest import reset_state
 
@@ -104,3 +105,60 @@ def test_ranking_rebuilt_after_redis_lost_it(applier, settings, db, r):
         r.delete(key)
     applier.apply_batch(submit(applier, settings, uids[0], 1).batch_id)
     invariants.check(db, r, applier.keys.prefix)
+
+
+def test_sealing_reads_the_batch_in_order_and_skips_what_is_gone(applier, settings, db, r):
+    uid = make_user(db)
+    accepted = [submit(applier, settings, uid, delta) for delta in (3, 4, 5)]
+    batch = accepted[0].batch_id
+    assert r.get(applier.keys.batch_open) == batch.encode()
+    r.delete(applier.keys.submission(accepted[1].submission_id))  # its record expired meanwhile
+    subs = seal_batch(applier.scripts, applier.keys, batch)
+    assert [(s.id, s.score_delta, s.state) for s in subs] == [
+        (accepted[0].submission_id, 3, "queued"), (accepted[2].submission_id, 5, "queued")]
+    assert subs == load_many(r, applier.keys, [a.submission_id for a in accepted])
+    assert r.get(applier.keys.batch_open) is None  # sealed: the next submission opens a new batch
+    assert submit(applier, settings, uid, 6).batch_id != batch
+
+
+def test_a_batch_of_plain_ids_and_hashes_without_request_ids_is_applied(applier, settings, db, r):
+    """The batch list holds ids; the hashes may lack the optional request_id."""
+    uid = make_user(db)
+    keys, now = applier.keys, action_tokens.now_ms()
+    ids = []
+    for i, delta in enumerate((2, 9)):
+        sid = f"old{i}{secrets.token_hex(4)}"
+        r.hset(keys.submission(sid), mapping={
+            "batch": "legacy", "user_id": uid, "token": secrets.token_urlsafe(24), "action_type": "tap",
+            "delta": delta, "completed_at": now, "issued_at": now - 1000, "accepted_at": now, "state": "queued"})
+        r.rpush(keys.batch("legacy"), sid)
+        ids.append(sid)
+    r.zadd(keys.batches, {"legacy": now})
+    r.set(keys.pending_count, 2)
+    applier.apply_batch("legacy")
+    assert [r.hget(keys.submission(sid), "state") for sid in ids] == [b"applied", b"applied"]
+    assert not r.exists(keys.batch("legacy")) and r.zscore(keys.batches, "legacy") is None
+    with db.cursor() as cur:
+        cur.execute("SELECT current_score FROM users WHERE id = %s", (uid,))
+        assert cur.fetchone()[0] == 11
+    invariants.check(db, r, keys.prefix)
+
+
+def test_each_result_carries_its_competition_rank(applier, settings, db, r):
+    """Rank = 1 + other users ranked strictly higher, for every result of a batch: a user's
+    earlier result in the batch, a tie, and a user whose Redis entry is newer than the batch."""
+    uids = [make_user(db) for _ in range(5)]
+    for uid, delta in zip(uids, (10, 20, 20, 40, 5)):
+        applier.apply_batch(submit(applier, settings, uid, delta).batch_id)
+    r.hset(applier.keys.ranking_seq, uids[4], 10**15)  # Redis holds a newer entry: the batch's is skipped
+    batch = [submit(applier, settings, uid, delta) for uid, delta in
+             ((uids[0], 15), (uids[0], 20), (uids[1], 5), (uids[4], 100))]
+    assert len({a.batch_id for a in batch}) == 1
+    applier.apply_batch(batch[0].batch_id)
+    ranked = r.zrange(applier.keys.ranking, 0, -1, withscores=True)
+    results = [orjson.loads(r.hget(applier.keys.submission(a.submission_id), "result")) for a in batch]
+    for result in results:
+        own = b":%020d" % result["user_id"]
+        assert result["rank"] == 1 + sum(1 for m, s in ranked if not m.endswith(own) and s > result["score"])
+    assert [(x["score"], x["rank"]) for x in results] == [(25, 2), (45, 1), (25, 3), (105, 1)]
+    assert int(r.zscore(applier.keys.ranking, r.hget(applier.keys.ranking_member, uids[4]))) == 5

@@ -9,12 +9,9 @@
 --       (uid, seq, score, member, name), then n results, then per result
 --       (submission id, uid, state, delta, score, flagged, error json)
 if redis.call('EXISTS', KEYS[5]) == 0 then return {'notready'} end
-local i = 9
 local nusers = tonumber(ARGV[8])
-for _ = 1, nusers do
-  set_entry(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
-  i = i + 5
-end
+local _, members, scores = set_entries(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV, 9, nusers)
+local i = 9 + 5 * nusers
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local version = math.max(tonumber(redis.call('GET', KEYS[6]) or '0') + 1, now_us)
@@ -35,10 +32,15 @@ for k = 1, nresults do
   if state == 'applied' then
     applied = applied + 1
     local rank_value = 'null'
-    local member = redis.call('HGET', KEYS[3], uid)
+    local member = members[uid]
+    if member == nil then member = redis.call('HGET', KEYS[3], uid) end
     if member then
       local n = redis.call('ZCOUNT', KEYS[1], '(' .. score, '+inf')
-      local own = tonumber(redis.call('ZSCORE', KEYS[1], member))
+      local own = scores[uid]
+      if own == nil then
+        own = tonumber(redis.call('ZSCORE', KEYS[1], member)) or false
+        scores[uid] = own
+      end
       if own and own > tonumber(score) then n = n - 1 end
       rank_value = tostring(n + 1)
     end
