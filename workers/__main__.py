@@ -52,9 +52,19 @@ class ScoreWorker(SimpleWorker):
         return ok
 
     def heartbeat(self, timeout=None, pipeline=None):
-        """Also register again when Redis lost the worker (flushed, or restarted empty)."""
-        super().heartbeat(timeout, pipeline)
-        if pipeline is None and not self.connection.hexists(self.key, "birth"):
+        """Also register again when Redis lost the worker (flushed, or restarted empty).
+
+        RQ's own heartbeat is two round trips (HSET, EXPIRE); with the check for a lost
+        registration it goes in one pipeline: a job takes three such heartbeats.
+        """
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(timeout, pipe)
+            pipe.hexists(self.key, "birth")
+            registered = pipe.execute()[-1]
+        if not registered:
             with self.connection.pipeline() as pipe:
                 pipe.hset(self.key, mapping=self.serialize())
                 worker_registration.register(self, pipe)
