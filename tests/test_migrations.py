@@ -7,6 +7,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from scoreboard import startup
 from tests import services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +45,25 @@ def test_upgrade_from_empty_to_head_and_back_to_base():
         assert "users" in tables(url)
     finally:
         services.drop_database(url)
+
+
+def test_the_start_up_check_reads_the_same_head_as_alembic():
+    assert startup.expected_revision() == ScriptDirectory.from_config(config("")).get_current_head()
+
+
+def test_the_start_up_check_asks_alembic_when_the_history_is_not_a_plain_chain(tmp_path, monkeypatch):
+    versions = tmp_path / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (versions / "a.py").write_text("revision = 'a'\ndown_revision = None\n")
+    (versions / "b.py").write_text("revision: str = 'b'\ndown_revision: str | None = 'a'\n")
+    (versions / "c.py").write_text("revision = 'c'\ndown_revision = 'a'\n")
+    (versions / "m.py").write_text("revision = 'm'\ndown_revision = ('b', 'c')\n")
+    monkeypatch.setattr(startup, "ROOT", tmp_path)
+    monkeypatch.setattr(startup, "alembic_head", lambda: "asked alembic")
+    assert startup.expected_revision() == "asked alembic"  # a merge
+    (versions / "m.py").unlink()
+    assert startup.expected_revision() == "asked alembic"  # two heads
+    (versions / "c.py").unlink()
+    assert startup.expected_revision() == "b"
+    (versions / "b.py").write_text("down_revision = 'a'\n")
+    assert startup.expected_revision() == "asked alembic"  # no revision line read
