@@ -121,7 +121,7 @@ class Settings:
     action_types: tuple[ActionType, ...] = field(default_factory=lambda: DEFAULT_ACTION_TYPES)
     max_content_length: int = 16 * 1024
     prefer_wait_max: float = 10.0
-    batch_max: int = 200
+    batch_max: int = 500
     # Most accepted submissions waiting to be applied; beyond it submit answers 503.
     pending_cap: int = 100_000
     apply_job_timeout: int = 30
@@ -142,7 +142,7 @@ class Settings:
     stream_retry_ms: int = 3000
     stream_heartbeat: float = 15.0
     stream_board_interval_ms: int = 100
-    stream_queue_max: int = 256  # >= BATCH_MAX: one batch of one user never overflows it
+    stream_queue_max: int = 512  # >= BATCH_MAX: one batch of one user never overflows it
     stream_send_timeout: float = 30.0
     stream_max_per_user: int = 5
     stream_replay_window: int = 10_000
