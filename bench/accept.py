@@ -1,6 +1,7 @@
 """Accept stage: HTTP POST to queued, with the full check chain, against a bare Flask
-endpoint on the same gunicorn and gevent settings; and the board read (cached) against
-the bare app's GET. Both servers get one gunicorn worker on the server core."""
+endpoint on the same gunicorn and gevent settings, and beside the floor of the libraries
+the route is built on (bench/floor_app.py); and the board read (cached) against the bare
+app's GET. Every server gets one gunicorn worker on the server core."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from bench.common import CLIENT_CPUS, ROOT, Services, median, pinned, wrk
+from bench.common import CLIENT_CPUS, ROOT, SERVER_CPUS, Services, median, pinned, wrk
 from bench.fanout import issue_tokens
 from scoreboard import action_tokens
 from scoreboard.redis_client import Keys
@@ -47,55 +48,77 @@ def prepare_bodies(svc: Services, base: str, count: int, players: list[Player] |
     return path
 
 
-def open_loop(svc: Services, base: str, players: list[Player], rate: float, seconds: int) -> dict:
+def open_loop(svc: Services, base: str, players: list[Player], rate: float, seconds: int,
+              probe_stalls: bool = False) -> dict:
     """Submissions due at a steady ``rate`` whatever the answers' pace (open loop: wrk's
     closed loop cannot hold a rate below the maximum), from ``bench/fanout_load.py``
-    pinned to the client core; latency from each one's due time."""
+    pinned to the client core; latency from each one's due time. Meanwhile the stall
+    probe (``bench/stalls.py``) on the server core records when that core was taken from
+    the server: ``stalls`` are [s after the start, ms], to line up with ``slowest``."""
     settings = Settings.from_env(svc.env)
     r = redis.Redis.from_url(svc.redis.url)
     owners = [(players[i % len(players)].tokens["access_token"], players[i % len(players)].id)
               for i in range(int(rate * seconds) + 1)]
     subs = issue_tokens(r, settings, owners, 5)
     with tempfile.TemporaryDirectory(prefix="sb-accept-") as tmp:
-        plan, out = Path(tmp) / "plan.json", Path(tmp) / "out.json"
+        plan, out, probed = Path(tmp) / "plan.json", Path(tmp) / "out.json", Path(tmp) / "stalls.json"
         plan.write_text(json.dumps({"port": int(base.rsplit(":", 1)[1]), "rate": rate, "seconds": seconds,
                                     "connections": 64, "warmup": seconds + 1, "probe_every": 1,
                                     "probe_start_score": 0, "submissions": subs, "probes": []}))
-        subprocess.run(pinned([sys.executable, str(ROOT / "bench" / "fanout_load.py"), str(plan), str(out)],
-                              CLIENT_CPUS), check=True, stdout=subprocess.DEVNULL)
+        probe = subprocess.Popen(pinned([sys.executable, str(ROOT / "bench" / "stalls.py"), str(probed)],
+                                        SERVER_CPUS)) if probe_stalls else None
+        try:
+            subprocess.run(pinned([sys.executable, str(ROOT / "bench" / "fanout_load.py"), str(plan), str(out)],
+                                  CLIENT_CPUS), check=True, stdout=subprocess.DEVNULL)
+        finally:
+            if probe:
+                probe.terminate()
+                probe.wait(10)
         load = json.loads(out.read_text())
+        start = load["started_at"]
+        stalls = [[round(at - start, 3), ms] for at, ms in json.loads(probed.read_text())["stalls"]
+                  if start <= at <= start + load["seconds"]] if probe else []
     return {"rps": load["achieved_rate_per_s"], "target_rps": round(rate, 1),
             "p50_ms": load["accept_latency"]["p50_ms"], "p99_ms": load["accept_latency"]["p99_ms"],
             "errors": load["sent"] - load["statuses"].get("202", 0), "max_lag_ms": load["max_lag_ms"],
-            "slowest": load["slowest"],
+            "slowest": load["slowest"], "stalls": stalls, "stall_max_ms": max((ms for _, ms in stalls), default=0.0),
             "client_cpu_s": load["cpu_seconds"], "seconds": seconds}
 
 
-def run(runs: int = 3, seconds: int = 8) -> dict:
+def run(runs: int = 3, seconds: int = 8, probe_stalls: bool = False) -> dict:
     svc = Services()
     svc.env.update(RATE_LIMITS)
     try:
         base = svc.web()
         bare = svc.web(app="bench.bare_app:app")
+        floor = svc.web(app="bench.floor_app:app")
         results = []
         players = [Player(base) for _ in range(USERS)]
         for _ in range(runs):
             bodies = prepare_bodies(svc, base, 40_000, players)
             ref = wrk(bare, "wrk_simple.lua", ["POST", "/api/score/update"], seconds=seconds)
             full = wrk(base, "wrk_bodies.lua", [bodies, "0", "2"], seconds=seconds)
-            at80 = open_loop(svc, base, players, 0.8 * full["rps"], seconds)
+            libraries = wrk(floor, "wrk_bodies.lua", [bodies, "0", "2"], seconds=seconds)
+            at70 = open_loop(svc, base, players, 0.7 * full["rps"], seconds)
+            at80 = open_loop(svc, base, players, 0.8 * full["rps"], seconds, probe_stalls)
             board_ref = wrk(bare, "wrk_simple.lua", ["GET", "/api/scoreboard"], seconds=seconds)
             board = wrk(base, "wrk_simple.lua", ["GET", "/api/scoreboard"], seconds=seconds)
-            results.append({"reference": ref, "accept": full, "accept_at_80pct": at80, "board_reference": board_ref,
-                            "board": board})
+            results.append({"reference": ref, "accept": full, "floor": libraries, "accept_at_70pct": at70, "accept_at_80pct": at80,
+                            "board_reference": board_ref, "board": board})
         return {
             "runs": results,
             "accept_rps": median([r["accept"] for r in results], "rps"),
             "accept_reference_rps": median([r["reference"] for r in results], "rps"),
             "accept_ratio": median([{"x": r["accept"]["rps"] / r["reference"]["rps"]} for r in results], "x"),
+            "floor_rps": median([r["floor"] for r in results], "rps"),
+            "floor_ratio": median([{"x": r["floor"]["rps"] / r["reference"]["rps"]} for r in results], "x"),
             "accept_p99_at_80pct_ms": median([r["accept_at_80pct"] for r in results], "p99_ms"),
+            "accept_p99_at_70pct_ms": median([r["accept_at_70pct"] for r in results], "p99_ms"),
+            "stall_max_at_80pct_ms": median([r["accept_at_80pct"] for r in results], "stall_max_ms")
+            if probe_stalls else None,
             "accept_rps_at_80pct": median([r["accept_at_80pct"] for r in results], "rps"),
-            "accept_errors": sum(r["accept"]["errors"] + r["accept_at_80pct"]["errors"] for r in results),
+            "accept_errors": sum(r["accept"]["errors"] + r["accept_at_70pct"]["errors"] + r["accept_at_80pct"]["errors"]
+                                 for r in results),
             "board_rps": median([r["board"] for r in results], "rps"),
             "board_reference_rps": median([r["board_reference"] for r in results], "rps"),
             "board_ratio": median([{"x": r["board"]["rps"] / r["board_reference"]["rps"]} for r in results], "x"),

@@ -16,7 +16,8 @@ Writes to OUT_FILE: the probes (``[POST time, expected top score]``, ``time.mono
 status counts, the 20 slowest submissions ([due s after the start, latency ms]), accept latency
 (from the time a submission was due, or posted if sooner, to its
 202) percentiles, the achieved rate, the largest
-lag behind the schedule, and this process's CPU seconds; prints ``done``.
+lag behind the schedule, the start (``time.monotonic()``, from which the due times count)
+and this process's CPU seconds; prints ``done``.
 """
 
 from gevent import monkey
@@ -158,7 +159,7 @@ def main() -> int:
                    "accept_latency": percentiles(accept_latency), "sent": total,
                    "slowest": [[round(at, 3), round(lat * 1000, 1)] for lat, at in sorted(slow)[-20:]],
                    "achieved_rate_per_s": round(total / elapsed, 1), "max_lag_ms": round(lag[0] * 1000, 1),
-                   "cpu_seconds": round(cpu, 2), "seconds": round(elapsed, 2)}, fh)
+                   "cpu_seconds": round(cpu, 2), "seconds": round(elapsed, 2), "started_at": start}, fh)
     print("done", flush=True)
     return 0
 

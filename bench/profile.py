@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Profile one gunicorn web worker under wrk load with py-spy (not part of ``make bench``).
 
-    python bench/profile.py accept|board|apply [--seconds 8] [--limiter] [--out /tmp/profile-raw.txt]
+    python bench/profile.py accept|floor|board|apply [--seconds 8] [--limiter] [--out /tmp/profile-raw.txt]
 
-accept and board: the same stack as the accept benchmark (fresh database and Redis
+accept, floor (bench/floor_app.py: the submit route's libraries alone; FLOOR_LAYERS picks
+them) and board: the same stack as the accept benchmark (fresh database and Redis
 index, one gevent worker pinned to the server core) driven by wrk; apply: one RQ worker
 draining a queue pre-filled as in the apply benchmark. The process is sampled with
 ``py-spy record --format raw`` (collapsed stacks); prints the functions with the most
@@ -78,7 +79,7 @@ def profile_apply(svc: Services, out: str, count: int = 20_000) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["accept", "board", "apply"])
+    parser.add_argument("what", choices=["accept", "floor", "board", "apply"])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "profile-raw.txt"))
@@ -93,8 +94,13 @@ def main() -> int:
             print(summarise(Path(args.out), args.top))
             return 0
         base = svc.web()
+        if args.what == "floor":
+            wargs = [prepare_bodies(svc, base, 40_000), "0", "2"]
+            base = svc.web(app="bench.floor_app:app")
         pid = worker_pid(svc.procs[-1].pid)
-        if args.what == "accept":
+        if args.what == "floor":
+            script = "wrk_bodies.lua"
+        elif args.what == "accept":
             script, wargs = "wrk_bodies.lua", [prepare_bodies(svc, base, 40_000), "0", "2"]
         else:
             script, wargs = "wrk_simple.lua", ["GET", "/api/scoreboard"]
