@@ -232,6 +232,6 @@ def test_flag_list_filters_and_pages(api, db):
     assert len(admin.http.get(url, params={"rule": "too_fast"}).json()["flags"]) == 3
     assert admin.http.get(url, params={"rule": "jump_into_top"}).json()["flags"] == []
     for bad in ({"state": "closed"}, {"limit": 0}, {"limit": 101}, {"user_id": "x"}, {"before": -1},
-                {"before": 2**63}):
+                {"before": 2**63}, {"rule": "too\x00fast"}):
         resp = admin.http.get(url, params=bad)
         assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_request", bad

@@ -1,10 +1,12 @@
 """Accounts and sessions, over HTTP against the real gunicorn app."""
 
+import json
 import time
 
 import jwt as pyjwt
 import requests
 
+from tests import state
 from tests.client import Player
 
 
@@ -31,6 +33,7 @@ def test_register_refuses_bad_shapes(api, db):
         {"username": "okname", "password": "p" * 129},
         {"username": "okname", "password": "12345678", "extra": 1},
         {"username": 12345, "password": "12345678"},
+        {"username": "okname", "password": "1234\x005678"},
         ["okname", "12345678"],
     ]
     for body in cases:
@@ -58,6 +61,20 @@ def test_login_with_wrong_password_or_unknown_user_is_invalid_credentials(api):
         r = requests.post(f"{api}/api/auth/login", json=body)
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_login_refuses_a_nul_character_as_a_bad_shape(api, db, r, settings):
+    """PostgreSQL text cannot hold NUL: such a username is refused before it gets there
+    (it was a 500, found by tests/test_fuzz.py)."""
+    p = Player(api)
+    before = state.snapshot(db, r, settings.redis_prefix)
+    for body in ({"username": "\x00", "password": "whatever1"}, {"username": p.username + "\x00", "password": "x"},
+                 {"username": p.username, "password": p.password + "\x00"}):
+        resp = requests.post(f"{api}/api/auth/login", json=body)
+        assert resp.status_code == 422, (body, resp.text)
+        error = resp.json()["error"]
+        assert error["code"] == "invalid_request" and "NUL" in json.dumps(error["fields"]), error
+    assert state.snapshot(db, r, settings.redis_prefix) == before
 
 
 def test_refresh_gives_a_new_access_token(api):

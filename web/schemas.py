@@ -22,8 +22,20 @@ class StrictInteger(fields.Integer):
 
 
 class Strict(ma.Schema):
+    """A request's body or query: unknown fields refused, and no text with a NUL character
+    (PostgreSQL text cannot hold one, and no name, password or rule ever has one)."""
+
     class Meta:
         unknown = ma.RAISE
+
+    @ma.pre_load
+    def refuse_nul(self, data, **kwargs):
+        if hasattr(data, "keys"):
+            bad = {key: ["Must not contain a NUL character."] for key in data.keys()
+                   if isinstance(data.get(key), str) and "\x00" in data.get(key)}
+            if bad:
+                raise ma.ValidationError(bad)
+        return data
 
 
 class ErrorBody(ma.Schema):
