@@ -63,14 +63,18 @@ def test_login_with_wrong_password_or_unknown_user_is_invalid_credentials(api):
         assert r.json()["error"]["code"] == "invalid_credentials"
 
 
-def test_login_refuses_a_nul_character_as_a_bad_shape(api, db, r, settings):
-    """PostgreSQL text cannot hold NUL: such a username is refused before it gets there
-    (it was a 500, found by tests/test_fuzz.py)."""
+def test_login_refuses_text_postgresql_cannot_hold_as_a_bad_shape(api, db, r, settings):
+    """A NUL character, or an unpaired surrogate (a JSON escape such as \\ud800), is refused
+    before it reaches PostgreSQL or the password hasher (both were 500s; the first found
+    by tests/test_fuzz.py)."""
     p = Player(api)
     before = state.snapshot(db, r, settings.redis_prefix)
     for body in ({"username": "\x00", "password": "whatever1"}, {"username": p.username + "\x00", "password": "x"},
-                 {"username": p.username, "password": p.password + "\x00"}):
-        resp = requests.post(f"{api}/api/auth/login", json=body)
+                 {"username": p.username, "password": p.password + "\x00"},
+                 {"username": "\ud800" + p.username, "password": "whatever1"},
+                 {"username": p.username, "password": p.password + "\udfff"}):
+        resp = requests.post(f"{api}/api/auth/login", data=json.dumps(body),  # ASCII, the surrogates escaped
+                             headers={"Content-Type": "application/json"})
         assert resp.status_code == 422, (body, resp.text)
         error = resp.json()["error"]
         assert error["code"] == "invalid_request" and "NUL" in json.dumps(error["fields"]), error

@@ -21,18 +21,30 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL (and UTF-8) can hold ``text``: no NUL character, and no unpaired
+    surrogate (JSON's ``"\\ud800"`` escape decodes to one)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Strict(ma.Schema):
-    """A request's body or query: unknown fields refused, and no text with a NUL character
-    (PostgreSQL text cannot hold one, and no name, password or rule ever has one)."""
+    """A request's body or query: unknown fields refused, and every text ``storable`` (no
+    name, password, token or rule ever holds anything else)."""
 
     class Meta:
         unknown = ma.RAISE
 
     @ma.pre_load
-    def refuse_nul(self, data, **kwargs):
+    def refuse_unstorable_text(self, data, **kwargs):
         if hasattr(data, "keys"):
-            bad = {key: ["Must not contain a NUL character."] for key in data.keys()
-                   if isinstance(data.get(key), str) and "\x00" in data.get(key)}
+            bad = {key: ["Must not contain a NUL character or an unpaired surrogate."] for key in data.keys()
+                   if isinstance(data.get(key), str) and not storable(data.get(key))}
             if bad:
                 raise ma.ValidationError(bad)
         return data
