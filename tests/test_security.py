@@ -126,6 +126,10 @@ def test_body_limits_and_types_on_every_post(path, api, db, r, settings):
                  "malformed_json")
     assert_error(admin.http.post(url, data=b"\xff\xfe{}", headers={"Content-Type": "application/json"}), 400,
                  "malformed_json")
+    depth = min(3000, settings.max_content_length // 2 - 20)  # deeper than Python's parser recurses
+    for nested in (b"[" * depth + b"]" * depth, b'{"username": ' + b"[" * depth + b"]" * depth + b"}"):
+        assert_error(admin.http.post(url, data=nested, headers={"Content-Type": "application/json"}), 400,
+                     "malformed_json")
     resp = admin.http.post(url, json={"surprise": 1})
     assert_error(resp, 422, "invalid_request")
     assert "surprise" in resp.json()["error"]["fields"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import g, request
 from flask.sessions import SessionInterface
 from flask_limiter import Limiter
@@ -24,7 +26,14 @@ def rate_limit_key() -> str:
 
 
 class JsonOnlyParser(FlaskParser):
-    """Bodies must be JSON: anything else is 415, not a misleading schema error."""
+    """Bodies must be JSON: anything else is 415, not a misleading schema error; JSON nested
+    deeper than Python's parser can recurse is malformed (400), not a crash."""
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            raise json.JSONDecodeError("nested too deeply", "(the request body)", 0) from None
 
     def load_json(self, req, schema):
         if req.content_length or req.headers.get("Transfer-Encoding"):
