@@ -40,6 +40,12 @@ def after_board(version: int) -> EventId:
     return EventId(version, _LAST_SEQ)
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²" (which ``int`` refuses) and other
+    scripts' digits (which no id of ours has)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_event_id(raw: str | bytes | None) -> EventId | None:
     """Parse ``Last-Event-ID``: ``"V"`` or ``"V-k"`` (non-negative integers); None if malformed."""
     if raw is None:
@@ -50,7 +56,7 @@ def parse_event_id(raw: str | bytes | None) -> EventId | None:
     if not raw or len(raw) > 48:
         return None
     head, sep, tail = raw.partition("-")
-    if not head.isdigit() or (sep and not tail.isdigit()):
+    if not _digits(head) or (sep and not _digits(tail)):
         return None
     return EventId(int(head), int(tail) if sep else 0)
 

@@ -10,6 +10,7 @@ from scoreboard.events import ZERO, EventId, PersonalEvent, ReplayWindow, after_
 @pytest.mark.parametrize("raw, expected", [
     ("17", EventId(17, 0)), ("17-3", EventId(17, 3)), (b"5-0", EventId(5, 0)), (" 9-2 ", EventId(9, 2)),
     ("", None), ("x", None), ("1-", None), ("-1", None), ("1-2-3", None), ("1.5", None), (None, None), ("9" * 60, None),
+    ("\xb2", None), ("1-\xb2", None), ("\u0661\u0662", None),  # digits to str.isdigit(), not to int() or to us
 ])
 def test_parse_event_id(raw, expected):
     assert parse_event_id(raw) == expected

@@ -221,6 +221,20 @@ def test_replay_after_a_board_id_and_by_query_parameter(live, stream_server):
         again.close()
 
 
+def test_a_malformed_last_event_id_opens_a_fresh_stream(live, stream_server):
+    """An id the server never gave (here "²", a digit to ``str.isdigit`` that ``int``
+    refuses: it was a 500) counts as none: the stream starts with the current board."""
+    p = Player(live)
+    for kw in ({"last_event_id": "\xb2"}, {"last_event_id": "1-\xb2"}, {"last_event_id": "garbage"},
+               {"via": "query", "query": {"last_event_id": "\xb2"}}):
+        s = open_stream(stream_server, p, **kw)
+        try:
+            assert s.next().retry
+            assert s.next().event == "scoreboard", kw
+        finally:
+            s.close()
+
+
 def test_resync_when_the_gap_is_older_than_the_window(live, stream_server, r, settings):
     from tests.streams import Publisher
 
