@@ -103,8 +103,8 @@ def run(runs: int = 3, seconds: int = 8, probe_stalls: bool = False) -> dict:
             at80 = open_loop(svc, base, players, 0.8 * full["rps"], seconds, probe_stalls)
             board_ref = wrk(bare, "wrk_simple.lua", ["GET", "/api/scoreboard"], seconds=seconds)
             board = wrk(base, "wrk_simple.lua", ["GET", "/api/scoreboard"], seconds=seconds)
-            results.append({"reference": ref, "accept": full, "floor": libraries, "accept_at_70pct": at70, "accept_at_80pct": at80,
-                            "board_reference": board_ref, "board": board})
+            results.append({"reference": ref, "accept": full, "floor": libraries, "accept_at_70pct": at70,
+                            "accept_at_80pct": at80, "board_reference": board_ref, "board": board})
         return {
             "runs": results,
             "accept_rps": median([r["accept"] for r in results], "rps"),
