@@ -52,9 +52,9 @@ def open_loop(svc: Services, base: str, players: list[Player], rate: float, seco
               probe_stalls: bool = False) -> dict:
     """Submissions due at a steady ``rate`` whatever the answers' pace (open loop: wrk's
     closed loop cannot hold a rate below the maximum), from ``bench/fanout_load.py``
-    pinned to the client core; latency from each one's due time. Meanwhile the stall
-    probe (``bench/stalls.py``) on the server core records when that core was taken from
-    the server: ``stalls`` are [s after the start, ms], to line up with ``slowest``."""
+    pinned to the client core; latency from each one's due time. With ``probe_stalls``, the
+    stall probe (``bench/stalls.py``) on the server core records when that core was taken
+    from the server: ``stalls`` are [s after the start, ms], to line up with ``slowest``."""
     settings = Settings.from_env(svc.env)
     r = redis.Redis.from_url(svc.redis.url)
     owners = [(players[i % len(players)].tokens["access_token"], players[i % len(players)].id)
