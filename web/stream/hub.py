@@ -163,7 +163,8 @@ class Hub:
             viewer.watch.stop()
             viewer.watch.close()
             viewer.watch = None
-        if self.viewers.pop(viewer, 0) is None:
+        if viewer in self.viewers:
+            del self.viewers[viewer]
             metrics.stream_closed()
             for index, key in ((self.by_user, viewer.user_id), (self.by_session, viewer.session)):
                 group = index.get(key)
@@ -350,12 +351,15 @@ class Hub:
         """Every tick: end expired streams and cut stuck writes. Each viewer's heartbeat (a
         ping, and its revocation check) falls on one tick in ``heartbeat / tick``, by its
         ``beat``: a heartbeat never writes to every viewer at once, so it never holds a
-        board change back by a whole fan-out."""
+        board change back by a whole fan-out. Ticks keep to a fixed schedule (the time a
+        tick takes is not added to the next; after a stall, at most one tick is caught up),
+        so each viewer's ping comes every heartbeat."""
         heartbeat = self.settings.stream_heartbeat
         next_check = time.monotonic() + heartbeat
-        tick = 0
+        tick, next_tick = 0, time.monotonic()
         while True:
-            gevent.sleep(self._tick_s)
+            next_tick = max(next_tick + self._tick_s, time.monotonic() - self._tick_s)
+            gevent.sleep(max(0.0, next_tick - time.monotonic()))
             tick += 1
             try:
                 now, wall = time.monotonic(), time.time()

@@ -69,7 +69,7 @@ class Viewer:
         """Make board ``version`` the next board to write, replacing an unsent one."""
         if self.closed or version <= self.sent_board:
             return
-        if framed is not None and self.direct is not None and self._idle and not self._wake.is_set():  # _quiet()
+        if framed is not None and self._quiet():
             self.sent_board = version
             self._send_now(framed)
             return
