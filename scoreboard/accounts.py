@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from scoreboard.errors import Refused
 from scoreboard.models import users
@@ -51,8 +51,11 @@ def register(engine: Engine, hasher: PasswordHasher, username: str, password: st
             row = conn.execute(
                 insert(users).values(username=username, password_hash=password_hash).returning(users.c.id)
             ).one()
-    except IntegrityError:
-        raise Refused("username_taken", "That username is taken.") from None
+    except (IntegrityError, DataError) as exc:
+        if isinstance(exc, IntegrityError) and getattr(exc.orig, "pgcode", None) == "23505":  # unique_violation
+            raise Refused("username_taken", "That username is taken.") from None
+        # the CHECK constraint or the column's length: what the schema should have refused
+        raise Refused("invalid_request", "Usernames are 3 to 32 letters, digits, '.', '_' or '-'.") from None
     return User(row.id, username, 0, False, False, False)
 
 
@@ -63,9 +66,11 @@ def authenticate(engine: Engine, hasher: PasswordHasher, username: str, password
         Refused: ``invalid_credentials`` for an unknown user or a wrong password alike.
     """
     with engine.connect() as conn:
-        row = conn.execute(select(users).where(users.c.username == username)).one_or_none()
+        row = conn.execute(select(users).where(_named(username))).one_or_none()
     if row is None:
-        dummy = _DUMMY_HASHES.setdefault(id(hasher), hasher.hash("not a password"))
+        dummy = _DUMMY_HASHES.get(id(hasher))
+        if dummy is None:
+            dummy = _DUMMY_HASHES[id(hasher)] = hasher.hash("not a password")
         try:
             hasher.verify(dummy, password)
         except VerificationError:
@@ -90,8 +95,13 @@ def get_user(engine: Engine, user_id: int) -> User | None:
 def set_admin(engine: Engine, username: str, is_admin: bool) -> bool:
     """Grant or revoke the admin role; False when there is no such user."""
     with engine.begin() as conn:
-        result = conn.execute(update(users).where(users.c.username == username).values(is_admin=is_admin))
+        result = conn.execute(update(users).where(_named(username)).values(is_admin=is_admin))
     return result.rowcount == 1
+
+
+def _named(username: str):
+    """The user of that name, whatever its case (names are unique regardless of case)."""
+    return func.lower(users.c.username) == func.lower(username)
 
 
 def _user(row) -> User:

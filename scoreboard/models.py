@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -17,6 +18,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+# What the API promises, held by CHECK constraints (migration 0004).
+USERNAME_SQL_PATTERN = "^[A-Za-z0-9_.-]{3,32}$"  # POSIX: ``$`` is the end of the text
+HISTORY_REASONS = ("submission", "revert", "ban", "unban")
+FLAG_STATES = ("open", "approved", "reverted")
 
 metadata = MetaData(
     naming_convention={
@@ -32,7 +38,10 @@ users = Table(
     "users",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("username", String(32), nullable=False, unique=True),
+    # The API's rule (web/schemas.py USERNAME_PATTERN), held by PostgreSQL too; unique
+    # regardless of case through ``uq_users_username_lower`` below.
+    Column("username", String(32), CheckConstraint(f"username ~ '{USERNAME_SQL_PATTERN}'", name="username_allowed"),
+           nullable=False),
     Column("password_hash", Text, nullable=False),
     Column("current_score", BigInteger, nullable=False, server_default=text("0")),
     # When the user reached current_score (ties on the board: earlier first); NULL until
@@ -44,6 +53,8 @@ users = Table(
     Column("banned", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+Index("uq_users_username_lower", func.lower(users.c.username), unique=True)
 
 Index(
     "ix_users_board",
@@ -65,7 +76,8 @@ score_history = Table(
     Column("new_score", BigInteger, nullable=False),
     Column("submission_id", String(64)),
     # 'submission', or an admin's 'revert', 'ban', 'unban' (the last two change no points).
-    Column("reason", String(16), nullable=False, server_default=text("'submission'")),
+    Column("reason", String(16), CheckConstraint(f"reason IN {HISTORY_REASONS}", name="reason_known"),
+           nullable=False, server_default=text("'submission'")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -97,7 +109,8 @@ score_flags = Table(
     Column("score_change", BigInteger, nullable=False),
     # {"rule_name": {figures...}, ...}
     Column("rules", JSONB, nullable=False),
-    Column("state", String(16), nullable=False, server_default=text("'open'")),
+    Column("state", String(16), CheckConstraint(f"state IN {FLAG_STATES}", name="state_known"),
+           nullable=False, server_default=text("'open'")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("resolved_at", DateTime(timezone=True)),
     Column("resolved_by", BigInteger, ForeignKey("users.id")),

@@ -35,6 +35,15 @@ class Player:
         self.id = r.json()["id"]
         self.login()
 
+    @classmethod
+    def registered(cls, base: str, username: str, password: str) -> "Player":
+        """The player of an account registered already (logged in)."""
+        player = cls.__new__(cls)
+        player.base, player.http, player.username, player.password = base, requests.Session(), username, password
+        player.login()
+        player.id = player.http.get(f"{base}/api/users/me").json()["id"]
+        return player
+
     def login(self) -> None:
         r = self.http.post(f"{self.base}/api/auth/login", json={"username": self.username, "password": self.password})
         assert r.status_code == 200, r.text

@@ -9,6 +9,25 @@ from marshmallow import fields, validate
 INT64 = validate.Range(min=-(2**63), max=2**63 - 1)
 
 
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` held to the whole string.
+
+    marshmallow's ``Regexp`` uses ``re.match``, where ``$`` also matches before a trailing
+    newline: ``"name\\n"`` passed ``^[A-Za-z0-9_.-]{3,32}$``. This one uses ``fullmatch``,
+    so a pattern means what the OpenAPI document (ECMA syntax, no such exception) says.
+    Every pattern in the request schemas is one of these (``tests/test_schemas.py``).
+    """
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise validate.ValidationError(self._format_error(value))
+        return value
+
+
+# The username rule, one place: the schema, the database's CHECK constraint and the page.
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+
+
 class StrictInteger(fields.Integer):
     """A JSON integer: no floats, no strings, no booleans."""
 
@@ -61,7 +80,7 @@ class ErrorSchema(ma.Schema):
 
 
 class Credentials(Strict):
-    username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$"))
+    username = fields.String(required=True, validate=FullMatch(USERNAME_PATTERN))
     password = fields.String(required=True, validate=validate.Length(min=8, max=128))
 
 
@@ -129,7 +148,7 @@ class SubmissionRequest(Strict):
                                  metadata={"description": "unix ms"})
     signature = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[0-9a-fA-F]{64}$"),
+        validate=FullMatch(r"^[0-9a-fA-F]{64}$"),
         metadata={"description": "hex HMAC-SHA256(key=secret, msg=f'{action_token}.{score_delta}.{completed_at}')"},
     )
 

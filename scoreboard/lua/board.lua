@@ -1,3 +1,7 @@
+-- Shared: JSON is built with an encoder. Text goes through cjson.encode (quotes, escapes);
+-- numbers are formatted with %.0f, since cjson writes integers above 10^14 in exponent form.
+local function json_text(s) return cjson.encode(s) end
+
 -- Shared: build the cached board from the ranking. Competition ranks (1, 2, 2, 4);
 -- the sorted set already orders equal scores by who reached them first.
 local function board_entries(rank, names, limit)
@@ -13,8 +17,8 @@ local function board_entries(rank, names, limit)
   for j = 1, #uids do
     local score = tonumber(raw[2 * j])
     if score ~= prev then pos = j; prev = score end
-    parts[j] = string.format('{"rank":%d,"user_id":%.0f,"username":"%s","score":%.0f}',
-      pos, tonumber(uids[j]), usernames[j] or '', score)
+    parts[j] = string.format('{"rank":%d,"user_id":%.0f,"username":%s,"score":%.0f}',
+      pos, tonumber(uids[j]), json_text(usernames[j] or ''), score)
   end
   return parts
 end

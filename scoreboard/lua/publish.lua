@@ -44,16 +44,16 @@ for k = 1, nresults do
       if own and own > tonumber(score) then n = n - 1 end
       rank_value = tostring(n + 1)
     end
-    result = string.format('{"job_id":"%s","state":"applied","user_id":%s,"score":%s,"rank":%s,"score_delta":%s,"flagged":%s}',
-      sid, uid, score, rank_value, delta, flagged)
+    result = string.format('{"job_id":%s,"state":"applied","user_id":%s,"score":%s,"rank":%s,"score_delta":%s,"flagged":%s}',
+      json_text(sid), uid, score, rank_value, delta, flagged)
     event = 'score'
-    data = string.format('{"job_id":"%s","score":%s,"rank":%s,"score_delta":%s,"flagged":%s}',
-      sid, score, rank_value, delta, flagged)
+    data = string.format('{"job_id":%s,"score":%s,"rank":%s,"score_delta":%s,"flagged":%s}',
+      json_text(sid), score, rank_value, delta, flagged)
     redis.call('HSET', ARGV[4] .. sid, 'state', 'applied', 'result', result)
   else
-    result = string.format('{"job_id":"%s","state":"%s","error":%s}', sid, state, err)
+    result = string.format('{"job_id":%s,"state":%s,"error":%s}', json_text(sid), json_text(state), err)
     event = 'rejected'
-    data = string.format('{"job_id":"%s","error":%s}', sid, err)
+    data = string.format('{"job_id":%s,"error":%s}', json_text(sid), err)
     redis.call('HSET', ARGV[4] .. sid, 'state', state, 'error', err)
   end
   redis.call('EXPIRE', ARGV[4] .. sid, result_ttl)
@@ -61,7 +61,7 @@ for k = 1, nresults do
   redis.call('EXPIRE', ARGV[5] .. sid, 60)
   local id = string.format('%.0f-%d', version, k)
   redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[7], id, 'user', uid, 'event', event, 'data', data)
-  personal[#personal + 1] = string.format('{"id":"%s","user_id":%s,"event":"%s","data":%s}', id, uid, event, data)
+  personal[#personal + 1] = string.format('{"id":%s,"user_id":%s,"event":%s,"data":%s}', json_text(id), uid, json_text(event), data)
 end
 
 local message = string.format('{"version":%.0f,"board":%s,"personal":[%s]}',
