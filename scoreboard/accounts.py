@@ -28,9 +28,9 @@ class User:
 def make_hasher(settings: Settings) -> PasswordHasher:
     """Argon2id with the configured cost (OWASP's minimum by default)."""
     return PasswordHasher(
-        time_cost=settings.argon2_time_cost,
-        memory_cost=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism,
+        time_cost=settings.sessions.argon2_time_cost,
+        memory_cost=settings.sessions.argon2_memory_kib,
+        parallelism=settings.sessions.argon2_parallelism,
     )
 
 

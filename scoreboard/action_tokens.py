@@ -52,7 +52,7 @@ def issue(r: redis.Redis, keys: Keys, settings: Settings, user_id: int, action_t
         user_id=user_id,
         action_type=action_type.name,
         issued_at=issued,
-        expires_at=issued + settings.action_token_ttl * 1000,
+        expires_at=issued + settings.actions.token_ttl * 1000,
         used=False,
     )
     key = keys.action_token(token)
@@ -68,7 +68,7 @@ def issue(r: redis.Redis, keys: Keys, settings: Settings, user_id: int, action_t
             "used": 0,
         },
     )
-    pipe.expire(key, settings.action_token_ttl + settings.clock_skew + EXPIRED_GRACE_S)
+    pipe.expire(key, settings.actions.token_ttl + settings.actions.clock_skew + EXPIRED_GRACE_S)
     pipe.execute()
     return record
 

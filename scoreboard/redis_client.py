@@ -101,6 +101,10 @@ class Keys:
         """The entries of the top 10 last published (publish.lua, republish.lua)."""
         return f"{self.prefix}board:top:last10"
 
+    def job_lock(self, job: str) -> str:
+        """Held while a run of the periodic job ``job`` is under way (``workers.maintenance``)."""
+        return f"{self.prefix}cron:{job}"
+
     @property
     def maintenance_report(self) -> str:
         """Hash: job name -> JSON report of its last run (exported by the web's /metrics)."""

@@ -20,8 +20,8 @@ from tests.conftest import reset_state
 def applier(database_url, r, settings):
     reset_state(database_url, r, settings.redis_prefix + "unit:")
     engine = make_engine(settings)
-    yield Applier(engine, r, Scripts(r), Keys(settings.redis_prefix + "unit:"), settings.action_types_by_name,
-                  settings.result_ttl, settings.board_cache_ttl)
+    yield Applier(engine, r, Scripts(r), Keys(settings.redis_prefix + "unit:"), settings.actions.by_name,
+                  settings.batching.result_ttl, settings.board_cache_ttl)
     engine.dispose()
 
 
@@ -35,7 +35,7 @@ def make_user(db, name=None, score=0):
 def submit(applier, settings, user_id, delta, token=None):
     """Issue a token and accept a submission for it, as the web does."""
     record = action_tokens.issue(applier.redis, applier.keys, settings, user_id,
-                                 settings.action_types_by_name["tap"])
+                                 settings.actions.by_name["tap"])
     if token:
         record = record.__class__(**{**record.__dict__, "token": token})
         applier.redis.hset(applier.keys.action_token(token), mapping={"used": 0, "user_id": user_id})

@@ -214,9 +214,9 @@ def test_fallback_waiters_do_not_wait_forever(board, db, monkeypatch):
 def test_write_path_caches_the_new_top_10_then_publishes(board, db, settings):
     [uid] = add_users(db, [0])
     board.rebuild()
-    applier = Applier(board.engine, board.r, board.scripts, board.keys, settings.action_types_by_name,
-                      settings.result_ttl, TTL)
-    record = action_tokens.issue(board.r, board.keys, settings, uid, settings.action_types_by_name["tap"])
+    applier = Applier(board.engine, board.r, board.scripts, board.keys, settings.actions.by_name,
+                      settings.batching.result_ttl, TTL)
+    record = action_tokens.issue(board.r, board.keys, settings, uid, settings.actions.by_name["tap"])
     accepted = accept(board.r, board.scripts, board.keys, record, 8, action_tokens.now_ms(), 50)
     pubsub = board.r.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(board.keys.events_channel)

@@ -28,14 +28,14 @@ def create_app(settings: Settings) -> Flask:
     keys = Keys(settings.redis_prefix)
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=settings.max_content_length,
+        MAX_CONTENT_LENGTH=settings.http.max_content_length,
         JWT_SECRET_KEY=settings.jwt_secret_key,
         JWT_ALGORITHM="HS256",
         JWT_DECODE_ALGORITHMS=["HS256"],
-        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.access_token_expires),
-        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=settings.refresh_token_expires),
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.sessions.access_expires),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=settings.sessions.refresh_expires),
         JWT_TOKEN_LOCATION=["headers"],
-        RATELIMIT_ENABLED=settings.ratelimit_enabled,
+        RATELIMIT_ENABLED=settings.limits.enabled,
         RATELIMIT_STORAGE_URI=settings.redis_url,
         RATELIMIT_KEY_PREFIX=keys.ratelimit_prefix,
         RATELIMIT_SWALLOW_ERRORS=False,
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> Flask:
         redis=redis,
         scripts=Scripts(redis),
         keys=keys,
-        queue=Queue(settings.queue_name, connection=redis),
+        queue=Queue(settings.batching.queue, connection=redis),
         hasher=make_hasher(settings),
         reads=make_read_router(settings, engine),
     )
@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> Flask:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     errors.install(app, unavailable=(OperationalError, DisconnectionError), retry_after=limit_reset_in)
     instrument_pool(engine)
-    metrics.install(app, settings, ScrapeCollector(redis, keys, (settings.queue_name, settings.maintenance_queue_name)))
+    metrics.install(app, settings, ScrapeCollector(redis, keys, (settings.batching.queue, settings.batching.maintenance_queue)))
     security.install(app, settings)
 
     from web.actions import blp as actions_blp
@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> Flask:
     request_ids.install(app)
     app.wsgi_app = CachedBoard(app.wsgi_app, app.extensions["scoreboard"], security.common_headers(settings))
 
-    if settings.trusted_proxies:
-        n = settings.trusted_proxies
+    if settings.http.trusted_proxies:
+        n = settings.http.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     return app

@@ -79,8 +79,8 @@ def common_headers(settings: Settings) -> list[tuple[str, str]]:
         ("Cross-Origin-Opener-Policy", "same-origin"),
         ("Cache-Control", "no-store"),
     ]
-    if settings.hsts_max_age:
-        headers.append(("Strict-Transport-Security", f"max-age={settings.hsts_max_age}; includeSubDomains"))
+    if settings.http.hsts_max_age:
+        headers.append(("Strict-Transport-Security", f"max-age={settings.http.hsts_max_age}; includeSubDomains"))
     return headers
 
 
@@ -155,5 +155,5 @@ def install(app: Flask, settings: Settings) -> None:
     """Add the headers and CORS to every response of ``app``, and the chunked-body limit."""
     app.before_request(_limit_chunked_body)
     app.after_request(_security_headers(settings))
-    if settings.cors_origins:
-        app.after_request(_cors(settings.cors_origins))
+    if settings.http.cors_origins:
+        app.after_request(_cors(settings.http.cors_origins))

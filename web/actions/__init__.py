@@ -21,13 +21,13 @@ blp = Blueprint("actions", __name__, url_prefix="/api", description="Action type
 @blp.response(200, schemas.ActionTypeList)
 def list_action_types():
     """The configured action types and their score ranges (public)."""
-    types = services().settings.action_types
+    types = services().settings.actions.types
     return Response(orjson.dumps({"action_types": [t.as_dict() for t in types]}), mimetype="application/json")
 
 
 @blp.route("/actions", methods=["POST"])
 @jwt_required()
-@limiter.limit(lambda: services().settings.rate_limit_actions)
+@limiter.limit(lambda: services().settings.limits.actions)
 @refuse_banned
 @blp.arguments(schemas.ActionRequest())
 @blp.response(201, schemas.ActionTokenSchema)
@@ -37,7 +37,7 @@ def list_action_types():
 def start_action(body):
     """Start an action: a one-time token and the secret to sign its result with."""
     s = services()
-    action_type = s.settings.action_types_by_name.get(body["action_type"])
+    action_type = s.settings.actions.by_name.get(body["action_type"])
     if action_type is None:
         raise Refused("unknown_action_type", f"There is no action type {body['action_type']!r}.")
     token = action_tokens.issue(s.redis, s.keys, s.settings, current_user_id(), action_type)

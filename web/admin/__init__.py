@@ -29,7 +29,7 @@ def _json(body: dict, status: int = 200) -> Response:
 
 def moderator() -> Moderator:
     s = services()
-    return Moderator(s.engine, s.redis, s.scripts, s.keys, s.settings.result_ttl, s.settings.board_cache_ttl)
+    return Moderator(s.engine, s.redis, s.scripts, s.keys, s.settings.batching.result_ttl, s.settings.board_cache_ttl)
 
 
 def _errors(*codes: int):
@@ -99,7 +99,7 @@ def open_dashboard_session():
     token = create_access_token(identity=claims["sub"],
                                 additional_claims={"sid": claims.get("sid", ""), "name": claims.get("name", "")})
     jti = decode_token(token)["jti"]
-    expires_in = s.settings.access_token_expires
+    expires_in = s.settings.sessions.access_expires
     response = _json({"dashboard_url": "/admin/rq/", "expires_in": expires_in})
-    set_session_cookies(response, token, jti, expires_in, s.settings.admin_cookie_secure)
+    set_session_cookies(response, token, jti, expires_in, s.settings.http.admin_cookie_secure)
     return response

@@ -23,11 +23,11 @@ def _json(body: dict, status: int = 200) -> Response:
 
 
 def _limit(name: str):
-    return lambda: getattr(services().settings, name)
+    return lambda: getattr(services().settings.limits, name)
 
 
 @blp.route("/auth/register", methods=["POST"])
-@limiter.limit(_limit("rate_limit_register"))
+@limiter.limit(_limit("register"))
 @blp.arguments(schemas.Credentials())
 @blp.response(201, schemas.UserCreated)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="username_taken")
@@ -44,7 +44,7 @@ def _tokens(user_id: int, username: str, session_id: str, refresh: bool) -> dict
     body = {
         "access_token": create_access_token(identity=str(user_id), additional_claims=claims),
         "token_type": "Bearer",
-        "expires_in": settings.access_token_expires,
+        "expires_in": settings.sessions.access_expires,
     }
     if refresh:
         body["refresh_token"] = create_refresh_token(identity=str(user_id), additional_claims=claims)
@@ -52,7 +52,7 @@ def _tokens(user_id: int, username: str, session_id: str, refresh: bool) -> dict
 
 
 @blp.route("/auth/login", methods=["POST"])
-@limiter.limit(_limit("rate_limit_login"))
+@limiter.limit(_limit("login"))
 @blp.arguments(schemas.LoginRequest())
 @blp.response(200, schemas.TokenPair)
 @blp.alt_response(401, schema=schemas.ErrorSchema, description="invalid_credentials")
@@ -82,9 +82,9 @@ def logout():
     s = services()
     claims = get_jwt()
     k = s.keys
-    ttl = s.settings.refresh_token_expires
+    ttl = s.settings.sessions.refresh_expires
     pipe = s.redis.pipeline(transaction=True)
-    pipe.set(k.revoked(claims["jti"]), 1, ex=s.settings.access_token_expires)
+    pipe.set(k.revoked(claims["jti"]), 1, ex=s.settings.sessions.access_expires)
     if claims.get("sid"):
         pipe.set(k.revoked("sid:" + claims["sid"]), 1, ex=ttl)
     pipe.publish(k.events_channel, orjson.dumps({"logout": {"sid": claims.get("sid"), "jti": claims["jti"]}}))

@@ -39,7 +39,7 @@ def content_security_policy(stream_url: str) -> str:
 @blp.get("/")
 def index():
     """The live board page."""
-    stream_url = services().settings.stream_url or DEFAULT_STREAM_PATH
+    stream_url = services().settings.stream.url or DEFAULT_STREAM_PATH
     response = Response(_template().replace("__STREAM_URL__", escape(stream_url, quote=True)), mimetype="text/html")
     response.headers["Content-Security-Policy"] = content_security_policy(stream_url)
     response.headers["Referrer-Policy"] = "no-referrer"

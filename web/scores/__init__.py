@@ -37,7 +37,7 @@ def _json(body: dict | bytes, status: int) -> Response:
 
 @blp.route("/update", methods=["POST"])
 @jwt_required()
-@limiter.limit(lambda: services().settings.rate_limit_submit)
+@limiter.limit(lambda: services().settings.limits.submit)
 @refuse_banned
 @blp.arguments(schemas.SubmissionRequest())
 @blp.response(202, schemas.Accepted)
@@ -59,12 +59,12 @@ def submit(body):
         body["score_delta"],
         body["completed_at"],
         body["signature"],
-        s.settings.action_types_by_name,
-        s.settings.clock_skew,
+        s.settings.actions.by_name,
+        s.settings.actions.clock_skew,
     )
     accepted = submissions.accept(
-        s.redis, s.scripts, s.keys, record, body["score_delta"], body["completed_at"], s.settings.batch_max,
-        pending_cap=s.settings.pending_cap, request_id=getattr(g, "request_id", ""),
+        s.redis, s.scripts, s.keys, record, body["score_delta"], body["completed_at"], s.settings.batching.max_size,
+        pending_cap=s.settings.batching.pending_cap, request_id=getattr(g, "request_id", ""),
     )
     if accepted.new_batch:
         s.queue.enqueue(
@@ -72,10 +72,10 @@ def submit(body):
             accepted.batch_id,
             retry=Retry(max=len(jobspec.APPLY_RETRY_INTERVALS), interval=list(jobspec.APPLY_RETRY_INTERVALS)),
             on_failure=Callback(jobspec.APPLY_FAILURE_CALLBACK),
-            **jobspec.apply_job_options(accepted.batch_id, s.settings.apply_job_timeout, s.keys.prefix,
+            **jobspec.apply_job_options(accepted.batch_id, s.settings.batching.job_timeout, s.keys.prefix,
                                         request_id=getattr(g, "request_id", "")),
         )
-    wait = prefer_wait(request.headers.get("Prefer"), s.settings.prefer_wait_max)
+    wait = prefer_wait(request.headers.get("Prefer"), s.settings.batching.prefer_wait_max)
     if wait:
         result = submissions.wait_result(s.redis, s.keys, accepted.submission_id, wait)
         if result is not None and result.get("state") == "applied":

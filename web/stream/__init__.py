@@ -24,7 +24,7 @@ def make_stream_redis(settings: Settings) -> redis.Redis:
     """A Redis client whose pool is bounded: a reconnect storm waits, it never opens
     thousands of connections (one of them holds the subscription)."""
     pool = redis.BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.stream_redis_connections, timeout=10,
+        settings.redis_url, max_connections=settings.stream.redis_connections, timeout=10,
         socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30,
         client_name=f"{settings.redis_prefix}stream:{os.getpid()}",  # whose connections are whose
     )
@@ -46,7 +46,7 @@ def init_stream(app: Flask, settings: Settings, client: redis.Redis | None = Non
 def create_stream_app(settings: Settings) -> Flask:
     """Build the stream process's application (no work happens at import time)."""
     app = Flask(__name__, static_folder=None)
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_content_length)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.http.max_content_length)
     hub = init_stream(app, settings)
     errors.install(app)
     metrics.install(app, settings)  # GET /metrics

@@ -40,7 +40,7 @@ CHECK_CHUNK = 1000
 
 def stale_after(settings: Settings) -> int:
     """Seconds after which an open-stream entry that nobody refreshed no longer counts."""
-    return int(settings.stream_heartbeat * 3) + 5
+    return int(settings.stream.heartbeat * 3) + 5
 
 
 def board_version(body: bytes) -> int:
@@ -68,7 +68,7 @@ class Hub:
         self.viewers: dict[Viewer, None] = {}
         self.by_user: dict[int, set[Viewer]] = defaultdict(set)
         self.by_session: dict[str, set[Viewer]] = defaultdict(set)
-        self.window = ReplayWindow(settings.stream_replay_window)
+        self.window = ReplayWindow(settings.stream.replay_window)
         self.version = 0
         self.board: tuple[int, bytes, bytes, bytes] | None = None  # version, body, event bytes, framed
         self.ready = Event()  # subscribed and in sync with Redis
@@ -80,8 +80,8 @@ class Hub:
         self._gone: list[tuple[int, str]] = []
         self._synced_once = False
         self._sync_lock = BoundedSemaphore()
-        self._tick_s = min(1.0, settings.stream_heartbeat / 2)
-        self._beats = max(1, int(settings.stream_heartbeat / self._tick_s))  # ticks per heartbeat
+        self._tick_s = min(1.0, settings.stream.heartbeat / 2)
+        self._beats = max(1, int(settings.stream.heartbeat / self._tick_s))  # ticks per heartbeat
         self._next_beat = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -106,7 +106,7 @@ class Hub:
         if self.draining:
             return
         self.draining = True
-        retry = self.settings.stream_retry_ms
+        retry = self.settings.stream.retry_ms
         log.info("stream draining", extra={"viewers": len(self.viewers)})
         for viewer in list(self.viewers):
             viewer.finish(sse("reconnect", b'{"reason":"shutdown"}', retry_ms=random.randint(retry // 4, retry * 2)))
@@ -329,7 +329,7 @@ class Hub:
         self.board = (version, body, event, frame(event))
         if self._broadcast_pending:
             return
-        delay = self._last_broadcast + self.settings.stream_board_interval_ms / 1000 - time.monotonic()
+        delay = self._last_broadcast + self.settings.stream.board_interval_ms / 1000 - time.monotonic()
         if delay <= 0:
             self._broadcast()
         else:
@@ -354,7 +354,7 @@ class Hub:
         board change back by a whole fan-out. Ticks keep to a fixed schedule (the time a
         tick takes is not added to the next; after a stall, at most one tick is caught up),
         so each viewer's ping comes every heartbeat."""
-        heartbeat = self.settings.stream_heartbeat
+        heartbeat = self.settings.stream.heartbeat
         next_check = time.monotonic() + heartbeat
         tick, next_tick = 0, time.monotonic()
         while True:
@@ -364,7 +364,7 @@ class Hub:
             try:
                 now, wall = time.monotonic(), time.time()
                 beat, due = tick % self._beats, []
-                send_timeout = self.settings.stream_send_timeout
+                send_timeout = self.settings.stream.send_timeout
                 for viewer in list(self.viewers):
                     if viewer.expires_at <= wall:
                         viewer.finish(LOGOUT_EXPIRED)

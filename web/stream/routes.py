@@ -45,7 +45,7 @@ def stream():
         raise unavailable("This stream server is shutting down; reconnect.")
     identity = decode(token_of(request.headers, request.args, request.cookies), hub.settings)
     last = parse_event_id(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
-    viewer = Viewer(identity.user_id, identity.jti, identity.sid, identity.expires_at, hub.settings.stream_queue_max)
+    viewer = Viewer(identity.user_id, identity.jti, identity.sid, identity.expires_at, hub.settings.stream.queue_max)
     version, board = admit(hub, viewer)
     if not hub.wait_until(version, SYNC_WAIT_S / 10) and hub.ready.is_set():
         hub.sync()  # Redis is ahead of the messages this process received
@@ -53,7 +53,7 @@ def stream():
         hub.redis.zrem(hub.keys.streams(viewer.user_id), viewer.id)
         raise unavailable("The live stream is catching up with Redis; try again shortly.")
     viewer.socket = request.environ.get("gunicorn.socket")
-    limit_send_buffer(viewer.socket, hub.settings.stream_send_buffer)
+    limit_send_buffer(viewer.socket, hub.settings.stream.send_buffer)
     body = StreamBody(hub, viewer, version, board, last or after_board(version),
                       writes_chunks=request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1")
     # direct_passthrough: the server iterates the body itself, not through werkzeug's encoding
@@ -91,12 +91,12 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
     pipe.expire(key, stale)
     pipe.get(k.board_top10)
     is_revoked, _, _, count, _, body = pipe.execute()
-    if is_revoked or count > settings.stream_max_per_user:
+    if is_revoked or count > settings.stream.max_per_user:
         hub.redis.zrem(key, viewer.id)
         if is_revoked:
             raise revoked()
         raise StreamRefused(429, "too_many_streams",
-                            f"At most {settings.stream_max_per_user} live streams per user; close one first.",
+                            f"At most {settings.stream.max_per_user} live streams per user; close one first.",
                             retry_after=5)
     # While the ranking is rebuilt (a fresh or flushed Redis), the warm-up job or the next
     # batch brings the board back within moments: wait for it rather than refuse at once.
@@ -169,7 +169,7 @@ class StreamBody:
         hub.watch_peer(viewer)
         if hub.draining:
             viewer.finish(sse("reconnect", b'{"reason":"shutdown"}'))
-        parts = [b"retry: %d\n\n" % hub.settings.stream_retry_ms, board]
+        parts = [b"retry: %d\n\n" % hub.settings.stream.retry_ms, board]
         if events is None:
             parts.append(RESYNC)
         else:
