@@ -404,7 +404,7 @@ class Hub:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 for viewer in chunk:
-                    names = [k.revoked(viewer.jti)] + ([k.revoked("sid:" + viewer.sid)] if viewer.sid else [])
+                    names = [k.revoked(viewer.jti)] + ([k.revoked_session(viewer.sid)] if viewer.sid else [])
                     pipe.exists(*names)
                     pipe.zadd(k.streams(viewer.user_id), {viewer.id: now}, xx=True)
                     pipe.expire(k.streams(viewer.user_id), stale)

@@ -84,7 +84,7 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
     k, settings = hub.keys, hub.settings
     key, now, stale = k.streams(viewer.user_id), time.time(), stale_after(settings)
     pipe = hub.redis.pipeline(transaction=True)
-    pipe.exists(k.revoked(viewer.jti), *([k.revoked("sid:" + viewer.sid)] if viewer.sid else []))
+    pipe.exists(k.revoked(viewer.jti), *([k.revoked_session(viewer.sid)] if viewer.sid else []))
     pipe.zremrangebyscore(key, "-inf", now - stale)
     pipe.zadd(key, {viewer.id: now})
     pipe.zcard(key)
