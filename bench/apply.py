@@ -21,7 +21,7 @@ from scoreboard import action_tokens, jobspec
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from scoreboard.submissions import accept
+from scoreboard.submissions import Submissions
 
 USERS = 1000
 
@@ -44,11 +44,12 @@ def prefill(svc: Services, user_ids: list[int], count: int, enqueue: bool = True
     settings = Settings.from_env(svc.env)
     r = redis.Redis.from_url(svc.redis.url)
     scripts, keys = Scripts(r), Keys(svc.prefix)
+    submissions = Submissions(r, scripts, keys)
     tap = settings.actions.by_name["tap"]
     batches = []
     for i in range(count):
         token = action_tokens.issue(r, keys, settings, user_ids[i % len(user_ids)], tap)
-        accepted = accept(r, scripts, keys, token, 1 + i % 50, int(time.time() * 1000), settings.batching.max_size)
+        accepted = submissions.accept(token, 1 + i % 50, int(time.time() * 1000), settings.batching.max_size)
         if accepted.new_batch:
             batches.append(accepted.batch_id)
     if enqueue:

@@ -8,7 +8,12 @@ checks that they agree.
 
 from rq.cron import CronScheduler
 
-from workers.maintenance import purge_expired, reconcile_ranking, recover_batches, warm_board
+from workers.maintenance import (
+    purge_expired,
+    reconcile_ranking,
+    recover_batches,
+    warm_board,
+)
 
 JOBS = (
     # (function, every N seconds, job timeout in seconds)

@@ -111,12 +111,12 @@ def check_submission(
             or ``invalid_score``, the first that fails.
     """
     if record is None or record.user_id != user_id:
-        raise Refused("token_unknown", "This action token is unknown or was issued to someone else.")
+        raise Refused("token_unknown")
     if record.used:
-        raise Refused("token_used", "This action token has already been used.")
+        raise Refused("token_used")
     expected = signature(record.secret, record.token, score_delta, completed_at)
     if not hmac.compare_digest(expected, given_signature.lower()):
-        raise Refused("bad_signature", "The signature does not match this submission.")
+        raise Refused("bad_signature")
     now = now_ms() if now is None else now
     skew = clock_skew_s * 1000
     if (
@@ -125,8 +125,8 @@ def check_submission(
         or completed_at < record.issued_at - skew
         or completed_at > record.expires_at + skew
     ):
-        raise Refused("token_expired", "The action token's time limit has passed.")
+        raise Refused("token_expired")
     action_type = action_types.get(record.action_type)
     if action_type is None or not action_type.allows(score_delta):
-        raise Refused("invalid_score", "score_delta is outside the range allowed for this action type.")
+        raise Refused("invalid_score")
     return action_type

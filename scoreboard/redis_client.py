@@ -34,8 +34,26 @@ class Keys:
     def batch(self, batch_id: str) -> str:
         return f"{self.prefix}batch:{batch_id}"
 
+    @property
+    def submission_prefix(self) -> str:
+        """What ``submission(id)`` puts before the id (for the scripts that build the keys)."""
+        return self.submission("")
+
+    @property
+    def done_prefix(self) -> str:
+        return self.done("")
+
+    @property
+    def batch_prefix(self) -> str:
+        return self.batch("")
+
     def revoked(self, jti: str) -> str:
+        """Set when the access or refresh token ``jti`` is revoked (logout)."""
         return f"{self.prefix}revoked:{jti}"
+
+    def revoked_session(self, session_id: str) -> str:
+        """Set when every token of the login session ``session_id`` is revoked (logout)."""
+        return self.revoked(f"sid:{session_id}")
 
     @property
     def batch_open(self) -> str:

@@ -9,7 +9,6 @@ from scoreboard.apply import Applier
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
-from scoreboard.submissions import accept
 from tests.conftest import reset_state
 
 LIMITS = Thresholds(rate_window=60, rate_count=5, zscore=3.5, zscore_min_samples=5, zscore_history=20,
@@ -44,4 +43,4 @@ def submit(applier, settings, user_id, delta, action_type="tap", completed_after
     record = action_tokens.issue(applier.redis, applier.keys, settings, user_id,
                                  settings.actions.by_name[action_type])
     completed = record.issued_at + (completed_after_ms if completed_after_ms is not None else 60_000)
-    return accept(applier.redis, applier.scripts, applier.keys, record, delta, completed, 50)
+    return applier.submissions.accept(record, delta, completed, 50)

@@ -14,6 +14,7 @@ from scoreboard.db import instrument_pool, make_engine, make_read_router
 from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
+from scoreboard.submissions import Submissions
 from web import errors, identity, metrics, request_ids, security
 from web.board.cached import CachedBoard
 from web.extensions import NoCookieSession, api, jwt, limit_reset_in, limiter
@@ -47,12 +48,14 @@ def create_app(settings: Settings) -> Flask:
     )
     redis = make_redis(settings)
     engine = make_engine(settings)
+    scripts = Scripts(redis)
     app.extensions["scoreboard"] = Services(
         settings=settings,
         engine=engine,
         redis=redis,
-        scripts=Scripts(redis),
+        scripts=scripts,
         keys=keys,
+        submissions=Submissions(redis, scripts, keys),
         queue=Queue(settings.batching.queue, connection=redis),
         hasher=make_hasher(settings),
         reads=make_read_router(settings, engine),

@@ -125,4 +125,4 @@ def purge_expired() -> dict:
         result=settings.batching.result_ttl,
         failed=jobspec.APPLY_FAILURE_TTL,
     )
-    return _record("purge_expired", purge.purge(applier.redis, applier.keys, lifetimes).as_dict())
+    return _record("purge_expired", purge.purge(applier.submissions, lifetimes).as_dict())

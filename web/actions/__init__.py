@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
-from flask import Response
 from flask_jwt_extended import jwt_required
 
 from scoreboard import action_tokens
@@ -12,6 +10,7 @@ from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
 from web.identity import current_user_id
+from web.responses import json_response
 from web.services import services
 
 blp = Blueprint("actions", __name__, url_prefix="/api", description="Action types and action tokens")
@@ -22,7 +21,7 @@ blp = Blueprint("actions", __name__, url_prefix="/api", description="Action type
 def list_action_types():
     """The configured action types and their score ranges (public)."""
     types = services().settings.actions.types
-    return Response(orjson.dumps({"action_types": [t.as_dict() for t in types]}), mimetype="application/json")
+    return json_response({"action_types": [t.as_dict() for t in types]})
 
 
 @blp.route("/actions", methods=["POST"])
@@ -48,4 +47,4 @@ def start_action(body):
         "issued_at": token.issued_at,
         "expires_at": token.expires_at,
     }
-    return Response(orjson.dumps(payload), status=201, mimetype="application/json")
+    return json_response(payload, 201)

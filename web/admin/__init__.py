@@ -6,8 +6,7 @@ token codes), everyone else 403 ``forbidden``.
 
 from __future__ import annotations
 
-import orjson
-from flask import Response, g
+from flask import g
 from flask_jwt_extended import create_access_token, decode_token, get_jwt
 
 from scoreboard import flags
@@ -15,16 +14,13 @@ from scoreboard.moderation import Moderator
 from web import schemas
 from web.admin.auth import admin_required, set_session_cookies
 from web.extensions import Blueprint
+from web.responses import json_response
 from web.services import services
 
 blp = Blueprint("admin", __name__, url_prefix="/api/admin", description="Admins: flags, bans, dashboard session")
 
 # Ids are bigint: anything larger is no id of ours (404, not a database error).
 _ID = "int(max=9223372036854775807)"
-
-
-def _json(body: dict, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
 def moderator() -> Moderator:
@@ -49,7 +45,7 @@ def list_flags(query):
     """Flagged submissions, newest first; filter by state, rule, user; page with ``before``."""
     page = flags.list_flags(services().reads, state=query.get("state"), rule=query.get("rule"),
                             user_id=query.get("user_id"), before=query.get("before"), limit=query["limit"])
-    return _json({"flags": page.flags, "next_before": page.next_before})
+    return json_response({"flags": page.flags, "next_before": page.next_before})
 
 
 @blp.route(f"/flags/<{_ID}:flag_id>/resolve", methods=["POST"])
@@ -62,7 +58,7 @@ def resolve_flag(body, flag_id):
     """Approve a flagged submission, or revert it: its points are taken back in one
     transaction (a history row with reason ``revert``) and the board is republished."""
     decision = moderator().resolve(flag_id, body["decision"], g.admin_id)
-    return _json({"flag_id": flag_id, "state": decision.state, "user_id": decision.user_id, "score": decision.score})
+    return json_response({"flag_id": flag_id, "state": decision.state, "user_id": decision.user_id, "score": decision.score})
 
 
 @blp.route(f"/users/<{_ID}:user_id>/ban", methods=["POST"])
@@ -74,7 +70,7 @@ def ban_user(user_id):
     """Ban a user: off the board at once, their action tokens and submissions refused
     with 403 ``user_banned``. Idempotent."""
     decision = moderator().ban(user_id, g.admin_id)
-    return _json({"user_id": user_id, "username": decision.username, "banned": True, "score": decision.score})
+    return json_response({"user_id": user_id, "username": decision.username, "banned": True, "score": decision.score})
 
 
 @blp.route(f"/users/<{_ID}:user_id>/unban", methods=["POST"])
@@ -84,7 +80,7 @@ def ban_user(user_id):
 def unban_user(user_id):
     """Lift a ban: the user is back on the board with their score. Idempotent."""
     decision = moderator().unban(user_id, g.admin_id)
-    return _json({"user_id": user_id, "username": decision.username, "banned": False, "score": decision.score})
+    return json_response({"user_id": user_id, "username": decision.username, "banned": False, "score": decision.score})
 
 
 @blp.route("/session", methods=["POST"])
@@ -100,6 +96,6 @@ def open_dashboard_session():
                                 additional_claims={"sid": claims.get("sid", ""), "name": claims.get("name", "")})
     jti = decode_token(token)["jti"]
     expires_in = s.settings.sessions.access_expires
-    response = _json({"dashboard_url": "/admin/rq/", "expires_in": expires_in})
+    response = json_response({"dashboard_url": "/admin/rq/", "expires_in": expires_in})
     set_session_cookies(response, token, jti, expires_in, s.settings.http.admin_cookie_secure)
     return response

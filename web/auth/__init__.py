@@ -5,21 +5,22 @@ from __future__ import annotations
 import secrets
 
 import orjson
-from flask import Response
-from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt, jwt_required
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+    jwt_required,
+)
 
 from scoreboard import accounts, ranking
 from scoreboard.errors import Refused
 from web import schemas
 from web.extensions import Blueprint, limiter
 from web.identity import current_user_id
+from web.responses import json_response
 from web.services import services
 
 blp = Blueprint("auth", __name__, url_prefix="/api", description="Accounts and sessions")
-
-
-def _json(body: dict, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
 def _limit(name: str):
@@ -35,7 +36,7 @@ def register(body):
     """Create an account."""
     s = services()
     user = accounts.register(s.engine, s.hasher, body["username"], body["password"])
-    return _json({"id": user.id, "username": user.username}, 201)
+    return json_response({"id": user.id, "username": user.username}, 201)
 
 
 def _tokens(user_id: int, username: str, session_id: str, refresh: bool) -> dict:
@@ -60,7 +61,7 @@ def login(body):
     """Exchange a username and password for an access and a refresh token."""
     s = services()
     user = accounts.authenticate(s.engine, s.hasher, body["username"], body["password"])
-    return _json(_tokens(user.id, user.username, secrets.token_hex(16), refresh=True))
+    return json_response(_tokens(user.id, user.username, secrets.token_hex(16), refresh=True))
 
 
 @blp.route("/auth/refresh", methods=["POST"])
@@ -70,7 +71,7 @@ def login(body):
 def refresh():
     """A new access token for the refresh token sent as Bearer."""
     claims = get_jwt()
-    return _json(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False))
+    return json_response(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False))
 
 
 @blp.route("/auth/logout", methods=["POST"])
@@ -86,10 +87,10 @@ def logout():
     pipe = s.redis.pipeline(transaction=True)
     pipe.set(k.revoked(claims["jti"]), 1, ex=s.settings.sessions.access_expires)
     if claims.get("sid"):
-        pipe.set(k.revoked("sid:" + claims["sid"]), 1, ex=ttl)
+        pipe.set(k.revoked_session(claims["sid"]), 1, ex=ttl)
     pipe.publish(k.events_channel, orjson.dumps({"logout": {"sid": claims.get("sid"), "jti": claims["jti"]}}))
     pipe.execute()
-    return _json({"revoked": True})
+    return json_response({"revoked": True})
 
 
 @blp.route("/users/me", methods=["GET"])
@@ -103,4 +104,4 @@ def me():
     if user is None:
         raise Refused("not_found", "This account no longer exists.")
     rank = ranking.rank_of(s.reads, s.redis, s.keys, user.id, user.score) if user.has_score and not user.banned else None
-    return _json({"id": user.id, "username": user.username, "score": user.score, "rank": rank})
+    return json_response({"id": user.id, "username": user.username, "score": user.score, "rank": rank})

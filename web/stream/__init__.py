@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 
-import orjson
 import redis
-from flask import Flask, Response
+from flask import Flask
 
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from web import errors, metrics
+from web.responses import json_response
 from web.stream import lifecycle
 from web.stream.hub import Hub
 
@@ -53,7 +53,7 @@ def create_stream_app(settings: Settings) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        return Response(b'{"status":"ok"}', mimetype="application/json")
+        return json_response(b'{"status":"ok"}')
 
     @app.get("/readyz")
     def readyz():
@@ -69,7 +69,7 @@ def create_stream_app(settings: Settings) -> Flask:
         ok = all(v == "ok" for v in checks.values())
         body = {"status": "ok" if ok else "unavailable", "checks": checks, "viewers": len(hub.viewers),
                 "version": hub.version, "counters": dict(hub.stats)}
-        return Response(orjson.dumps(body), status=200 if ok else 503, mimetype="application/json")
+        return json_response(body, 200 if ok else 503)
 
     @app.after_request
     def _headers(response):

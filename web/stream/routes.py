@@ -11,7 +11,9 @@ from flask import Blueprint, Response, current_app, request
 from scoreboard.events import EventId, after_board, parse_event_id, sse
 from web.errors import error_response
 from web.stream.auth import StreamRefused, decode, revoked, token_of
-from web.stream.hub import RESYNC, Hub, board_version, stale_after
+from web.stream.hub import RESYNC, Hub
+from web.stream.listener import board_version
+from web.stream.ticker import stale_after
 from web.stream.viewer import Viewer
 
 blp = Blueprint("stream", __name__)
@@ -82,9 +84,9 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
         StreamRefused: revoked (401), too many open streams (429), no board yet (503).
     """
     k, settings = hub.keys, hub.settings
-    key, now, stale = k.streams(viewer.user_id), time.time(), stale_after(settings)
+    key, now, stale = k.streams(viewer.user_id), time.time(), stale_after(settings.stream)
     pipe = hub.redis.pipeline(transaction=True)
-    pipe.exists(k.revoked(viewer.jti), *([k.revoked("sid:" + viewer.sid)] if viewer.sid else []))
+    pipe.exists(k.revoked(viewer.jti), *([k.revoked_session(viewer.sid)] if viewer.sid else []))
     pipe.zremrangebyscore(key, "-inf", now - stale)
     pipe.zadd(key, {viewer.id: now})
     pipe.zcard(key)
