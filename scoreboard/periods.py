@@ -1,0 +1,82 @@
+"""Board periods in PostgreSQL: which periods a moment falls in, their state, the seasons.
+
+``scoreboard.boards`` computes periods from the configuration alone; seasons are defined
+by admins and live in ``board_periods`` (``season`` true). A period gets its row when a
+submission first counts in it, or when it closes (``scoreboard.closing``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from scoreboard.boards import ALL_TIME_ID, Board, Period, period_at, period_of_key
+
+OPEN, CLOSING, FINAL = "open", "closing", "final"
+
+
+def utc_ms(ms: int) -> datetime:
+    """An aware UTC datetime of unix milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The configured boards and their seasons, at one moment's knowledge.
+
+    Attributes:
+        boards: the boards in configuration order (``all-time`` first).
+        seasons: the seasons of each season board, by board id.
+    """
+
+    boards: tuple[Board, ...]
+    seasons: dict[str, tuple[Period, ...]]
+
+    @classmethod
+    def load(cls, conn: Connection, boards: tuple[Board, ...]) -> "Calendar":
+        """The calendar of ``boards``, with the seasons read from PostgreSQL."""
+        seasons: dict[str, list[Period]] = {b.id: [] for b in boards if b.window == "season"}
+        if seasons:
+            for row in conn.execute(text("SELECT board, key, starts_at, ends_at FROM board_periods"
+                                         " WHERE season AND board = ANY(:boards) ORDER BY starts_at"),
+                                    {"boards": list(seasons)}):
+                seasons[row.board].append(Period(row.key, row.starts_at, row.ends_at))
+        return cls(boards, {k: tuple(v) for k, v in seasons.items()})
+
+    def board(self, board_id: str) -> Board | None:
+        return next((b for b in self.boards if b.id == board_id), None)
+
+    def seasons_of(self, board_id: str) -> tuple[Period, ...]:
+        return self.seasons.get(board_id, ())
+
+    def period_at(self, board: Board, instant: datetime) -> Period | None:
+        return period_at(board, instant, self.seasons_of(board.id))
+
+    def period_of_key(self, board: Board, key: str) -> Period | None:
+        return period_of_key(board, key, self.seasons_of(board.id))
+
+    def periods_at(self, instant: datetime) -> list[tuple[Board, Period]]:
+        """Every board's period that contains ``instant`` (none for a season board between
+        seasons), the all-time board's first."""
+        found = []
+        for board in self.boards:
+            period = self.period_at(board, instant)
+            if period is not None:
+                found.append((board, period))
+        return found
+
+
+def state(ends_at: datetime | None, closed_at: datetime | None, now: datetime) -> str:
+    """``open`` until the period ends, ``closing`` until it is closed, then ``final``."""
+    if closed_at is not None:
+        return FINAL
+    if ends_at is not None and ends_at <= now:
+        return CLOSING
+    return OPEN
+
+
+def is_all_time(board_id: str) -> bool:
+    return board_id == ALL_TIME_ID
