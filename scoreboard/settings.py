@@ -21,6 +21,7 @@ from typing import Mapping
 
 from scoreboard.action_types import ActionType, DEFAULT_ACTION_TYPES, parse_action_types
 from scoreboard.anomaly import Thresholds
+from scoreboard.boards import DEFAULT_BOARDS, Board, parse_boards
 
 
 class SettingsError(Exception):
@@ -242,6 +243,7 @@ class Settings:
         board_cache_ttl: seconds the cached board lives without an update.
         startup_wait: seconds a process waits at start for PostgreSQL and Redis to answer.
         startup_check_database: whether the web's start-up check waits for PostgreSQL too.
+        boards: the boards (``BOARDS`` or ``BOARDS_FILE``); ``all-time`` comes first unless placed.
     """
 
     database_url: str
@@ -256,6 +258,7 @@ class Settings:
     log_level: str = "INFO"
     startup_wait: float = 30.0
     startup_check_database: bool = True
+    boards: tuple[Board, ...] = DEFAULT_BOARDS
     limits: RateLimits = field(default_factory=RateLimits)
     sessions: Sessions = field(default_factory=Sessions)
     actions: Actions = field(default_factory=Actions)
@@ -302,6 +305,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             startup_wait=_float(env, "STARTUP_WAIT", cls.startup_wait),
             startup_check_database=_bool(env, "STARTUP_CHECK_DATABASE", True),
+            boards=_boards(env),
             limits=_limits(env),
             sessions=_sessions(env),
             actions=_actions(env),
@@ -348,15 +352,27 @@ def _sessions(env: Mapping[str, str]) -> Sessions:
     )
 
 
+def _text_or_file(env: Mapping[str, str], name: str) -> str | None:
+    """The value of ``name``, or the text of the file that ``{name}_FILE`` names (which wins)."""
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return env.get(name)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise SettingsError(f"{name}_FILE cannot be read: {exc}") from None
+
+
+def _boards(env: Mapping[str, str]) -> tuple[Board, ...]:
+    try:
+        return parse_boards(_text_or_file(env, "BOARDS"))
+    except ValueError as exc:
+        raise SettingsError(f"BOARDS is not valid: {exc}") from None
+
+
 def _actions(env: Mapping[str, str]) -> Actions:
-    types_raw = env.get("ACTION_TYPES")
-    types_file = env.get("ACTION_TYPES_FILE")
-    if types_file:
-        try:
-            with open(types_file, encoding="utf-8") as fh:
-                types_raw = fh.read()
-        except OSError as exc:
-            raise SettingsError(f"ACTION_TYPES_FILE cannot be read: {exc}") from None
+    types_raw = _text_or_file(env, "ACTION_TYPES")
     try:
         types = parse_action_types(json.loads(types_raw)) if types_raw else DEFAULT_ACTION_TYPES
     except (ValueError, TypeError) as exc:

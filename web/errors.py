@@ -36,6 +36,7 @@ STATUS = {
     "csrf_failed": 403,
     "flag_resolved": 409,
     "cannot_ban_self": 409,
+    "period_overlap": 409,
     "unavailable": 503,
 }
 
