@@ -136,8 +136,12 @@ def apply_in_transaction(conn: Connection, subs: list[Submission], action_types:
     fresh = _claim_tokens(conn, candidates, outcomes)
     history, flags = _score(conn, fresh, locked, action_types, limits or anomaly.Thresholds(), outcomes)
     last_history = {row.user_id: row.id for row in history}
-    count = count_on_boards(conn, Calendar.load(conn, boards),
-                            [Item(outcomes[row.submission_id].submission, row.id, row.new_score) for row in history],
+    firsts = {uid for uid, user in locked.items() if user.score_reached_at is None}
+    items = []
+    for row in history:
+        items.append(Item(outcomes[row.submission_id].submission, row.id, row.new_score, row.user_id in firsts))
+        firsts.discard(row.user_id)
+    count = count_on_boards(conn, Calendar.load(conn, boards), items,
                             {uid: user.username for uid, user in locked.items()}, last_history)
     for row in history:
         outcomes[row.submission_id].places = count.places[row.submission_id]
@@ -350,7 +354,7 @@ def publish(submissions: Submissions, result: BatchResult, batch_id: str, result
             len(o.places),
         ]
         for place in o.places:
-            args += place
+            args += [place.board, place.period, place.score, "True" if place.first else ""]
     reply = submissions.scripts.publish(
         keys=[keys.usernames, keys.board_version, keys.events_log, *submissions.settle_keys(batch_id)],
         args=args,
@@ -437,6 +441,7 @@ class Applier:
         request_ids = sorted({s.request_id for s in subs if s.request_id})
         deadline = time.monotonic() + self.transient_wait_s
         try:
+            self._retrying(lambda: self._hold_periods(subs), deadline)
             result = self._retrying(lambda: self._transaction(subs), deadline)
         except Exception as exc:
             ids = [s.id for s in subs]
@@ -459,6 +464,21 @@ class Applier:
                                          "request_ids": request_ids})
         return {"batch_id": batch_id, "applied": applied, "rejected": len(result.outcomes) - applied,
                 "version": version, "board_changed": changed}
+
+    def _hold_periods(self, subs: list[Submission]) -> None:
+        """Make sure Redis holds the ranking of every board period the batch counts in before
+        it commits: a ranking first loaded after the commit would already hold the batch, and
+        the results' previous ranks would be lost."""
+        with self.engine.connect() as conn:
+            calendar = Calendar.load(conn, self.boards)
+        wanted = sorted({(board.id, period.key) for sub in subs
+                         for board, period in calendar.periods_at(utc_ms(sub.accepted_at))})
+        pipe = self.redis.pipeline(transaction=False)
+        for board, period in wanted:
+            pipe.exists(self.keys.board_ready(board, period))
+        for (board, period), ready in zip(wanted, pipe.execute()):
+            if not ready:
+                ranking.rebuild(self.engine, self.redis, self.scripts, self.keys, board, period)
 
     def _transaction(self, subs: list[Submission]) -> BatchResult:
         with self.engine.begin() as conn:

@@ -26,19 +26,23 @@ from scoreboard.submissions import Submission
 
 
 class Counted(NamedTuple):
-    """One submission's place on one board period: its score there after the submission."""
+    """One submission's place on one board period: its score there after the submission,
+    and whether the submission gave the user their first entry there (no previous rank)."""
 
     board: str
     period: str
     score: int
+    first: bool = False
 
 
 class Item(NamedTuple):
-    """A claimed submission, its history row and the user's total after it."""
+    """A claimed submission, its history row, the user's total after it, and whether it is
+    the user's first entry on the all-time board."""
 
     submission: Submission
     history_id: int
     total: int
+    first: bool = False
 
 
 class BoardCount(NamedTuple):
@@ -76,18 +80,21 @@ def count_on_boards(conn: Connection, calendar: Calendar, items: list[Item], use
             if key in open_periods:
                 deltas[(*key, item.submission.user_id)] += item.submission.score_delta
     rows = _add_scores(conn, deltas)
-    running = {key: score - deltas[key] for key, (score, _) in rows.items()}
+    running = {key: score - deltas[key] for key, (score, _, _) in rows.items()}
+    new = {key for key, (_, _, inserted) in rows.items() if inserted}  # no entry before this batch
     for item in items:
         sub = item.submission
-        here = [Counted(ALL_TIME_ID, ALL_TIME_KEY, item.total)]
+        here = [Counted(ALL_TIME_ID, ALL_TIME_KEY, item.total, item.first)]
         for board, period in periods_of[sub.id]:
             if (board, period) in open_periods:
-                running[board, period, sub.user_id] += sub.score_delta
-                here.append(Counted(board, period, running[board, period, sub.user_id]))
+                key = (board, period, sub.user_id)
+                running[key] += sub.score_delta
+                here.append(Counted(board, period, running[key], key in new))
+                new.discard(key)
         places[sub.id] = here
         counted_on[item.history_id] = [f"{c.board}/{c.period}" for c in here]
     entries: dict[tuple[str, str], dict[int, Entry]] = defaultdict(dict)
-    for (board, period, uid), (score, reached_at) in rows.items():
+    for (board, period, uid), (score, reached_at, _) in rows.items():
         entries[board, period][uid] = Entry(last_history[uid], score, ranking.member(uid, reached_at), usernames[uid])
     return BoardCount(places, counted_on, dict(entries))
 
@@ -116,7 +123,8 @@ def _open_periods(conn: Connection, wanted: dict) -> set[tuple[str, str]]:
 
 
 def _add_scores(conn: Connection, deltas: dict[tuple[str, str, int], int]) -> dict:
-    """Add each (board, period, user)'s points; return their new (score, reached at)."""
+    """Add each (board, period, user)'s points; return their new (score, reached at, whether
+    the row is new)."""
     if not deltas:
         return {}
     keys = sorted(deltas)  # one order for every batch: rows are locked without deadlocks
@@ -126,7 +134,7 @@ def _add_scores(conn: Connection, deltas: dict[tuple[str, str, int], int]) -> di
         " AS v(b, p, u, d)"
         " ON CONFLICT (board, period, user_id) DO UPDATE"
         " SET score = board_scores.score + EXCLUDED.score, reached_at = EXCLUDED.reached_at"
-        " RETURNING board, period, user_id, score, reached_at",
+        " RETURNING board, period, user_id, score, reached_at, (xmax = 0) AS inserted",
         ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [deltas[k] for k in keys]),
     )
-    return {(row.board, row.period, row.user_id): (row.score, row.reached_at) for row in result}
+    return {(row.board, row.period, row.user_id): (row.score, row.reached_at, row.inserted) for row in result}

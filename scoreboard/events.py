@@ -127,7 +127,7 @@ def parse_message(raw: bytes) -> Message:
             raise ValueError("logout is not an object")
         return Message(logout=logout)
     version = int(body["version"])
-    board = body.get("board")
+    board = (body.get("boards") or {}).get("all-time")
     personal = []
     for p in body.get("personal") or ():
         event_id = parse_event_id(str(p["id"]))

@@ -124,8 +124,10 @@ class Moderator:
         """Close a flag as reverted: the submission's points are taken back, and the board follows."""
         with self.engine.begin() as conn:
             flag, user = _close_flag(conn, flag_id, "reverted", admin_id)
-            score, seq, reached_at = self._revert(conn, user, flag)
-            _revert_on_boards(conn, flag)
+            counted_on = conn.exec_driver_sql("SELECT counted_on FROM score_history WHERE id = %s",
+                                              (flag.history_id,)).scalar_one() or []
+            score, seq, reached_at = self._revert(conn, user, flag, counted_on)
+            _revert_on_boards(conn, flag, counted_on)
             periods = _held_periods_of(conn, user.id)
         version = self._publish(user, seq, score, None if user.banned else reached_at, periods)
         security_event("flag_resolved", flag_id=flag_id, decision="revert", user_id=user.id,
@@ -133,12 +135,14 @@ class Moderator:
         return Decision(user.id, user.username, score, user.banned, "reverted", version)
 
     @staticmethod
-    def _revert(conn: Connection, user, flag) -> tuple[int, int, object]:
-        """Take a flagged submission's points back; return (score, history id, reached at)."""
+    def _revert(conn: Connection, user, flag, counted_on: list[str]) -> tuple[int, int, object]:
+        """Take a flagged submission's points back from the total (the history row counts on
+        the same board periods); return (score, history id, reached at)."""
         score = user.current_score - flag.score_change
         if not -INT64_MAX - 1 <= score <= INT64_MAX:
             raise Refused("invalid_score", "Reverting this submission would overflow the score.")
-        seq = _history_row(conn, user, -flag.score_change, "revert", flag.action_type, flag.submission_id)
+        seq = _history_row(conn, user, -flag.score_change, "revert", flag.action_type, flag.submission_id,
+                           counted_on)
         reached_at = conn.exec_driver_sql(
             "UPDATE users SET current_score = %s, last_history_id = %s, score_reached_at = clock_timestamp()"
             " WHERE id = %s RETURNING score_reached_at",
@@ -174,11 +178,9 @@ def _held_periods_of(conn: Connection, user_id: int) -> list:
     ).all()
 
 
-def _revert_on_boards(conn: Connection, flag) -> None:
+def _revert_on_boards(conn: Connection, flag, counted_on: list[str]) -> None:
     """Take a reverted submission's points back on every board period it counted on; a
     final period's standings are corrected and stamped ``revised_at``."""
-    counted_on = conn.exec_driver_sql("SELECT counted_on FROM score_history WHERE id = %s",
-                                      (flag.history_id,)).scalar_one() or []
     for where in counted_on:
         board, period = where.split("/", 1)
         if board == ALL_TIME_ID:
@@ -227,10 +229,10 @@ def _lock_user(conn: Connection, user_id: int):
 
 
 def _history_row(conn: Connection, user, change: int, reason: str, action_type: str | None = None,
-                 submission_id: str | None = None) -> int:
+                 submission_id: str | None = None, counted_on: list[str] | None = None) -> int:
     """Insert a history row of an admin decision; return its id (the user's new history id)."""
     return conn.exec_driver_sql(
-        "INSERT INTO score_history (user_id, action_id, action_type, score_change, new_score, submission_id, reason)"
-        " VALUES (%s, NULL, %s, %s, %s, %s, %s) RETURNING id",
-        (user.id, action_type, change, user.current_score + change, submission_id, reason),
+        "INSERT INTO score_history (user_id, action_id, action_type, score_change, new_score, submission_id, reason,"
+        " counted_on) VALUES (%s, NULL, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (user.id, action_type, change, user.current_score + change, submission_id, reason, counted_on),
     ).scalar_one()

@@ -42,10 +42,8 @@ _ENTRIES_SQL = {
     False: ("SELECT b.user_id, u.username, b.score, b.reached_at, u.last_history_id, u.banned"
             " FROM board_scores b JOIN users u ON u.id = b.user_id WHERE b.board = :board AND b.period = :period"),
 }
-_ORDER_SQL = {
-    True: "current_score DESC, score_reached_at ASC, id DESC",
-    False: "b.score DESC, b.reached_at ASC, b.user_id DESC",
-}
+BOARD_ORDER_SQL = "current_score DESC, score_reached_at ASC, id DESC"  # the all-time board's order
+_ORDER_SQL = {True: BOARD_ORDER_SQL, False: "b.score DESC, b.reached_at ASC, b.user_id DESC"}
 _RANKED_SQL = {True: "AND NOT banned", False: "AND NOT u.banned"}
 
 

@@ -49,8 +49,8 @@ class Events:
             message = self.pubsub.get_message(timeout=0.5)
             if message and message["type"] == "message":
                 body = json.loads(message["data"])
-                if body.get("board"):
-                    return body["board"]
+                if (body.get("boards") or {}).get("all-time"):
+                    return body["boards"]["all-time"]
         raise AssertionError("no board event")
 
     def close(self):

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from scoreboard.redis_client import Keys
-from tests.client import Player
+from tests.client import Player, first_places
 from tests.sse import Stream
 from tests.streams import live, mint_token, stream_env, stream_server  # noqa: F401 (fixtures)
 
@@ -157,7 +157,8 @@ def test_score_event_for_own_submissions_only(live, stream_server):
             s.next(), s.next()
         result = me.earn(6)
         event = mine.until(lambda e: e.event == "score")
-        assert event.json() == {"job_id": result["job_id"], "score": 6, "rank": 1, "score_delta": 6, "flagged": False}
+        assert event.json() == {"job_id": result["job_id"], "score": 6, "rank": 1, "score_delta": 6, "flagged": False,
+                                "boards": first_places(6)}
         version, _, k = event.id.partition("-")
         assert version.isdigit() and k.isdigit()
         theirs.until(lambda e: e.event == "scoreboard")

@@ -89,6 +89,7 @@ def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
             board_ttl=settings.board_cache_ttl,
             transient_wait_s=min(15.0, settings.batching.job_timeout / 2),
             limits=settings.anomaly,
+            boards=settings.boards,
         ),
         settings,
     )

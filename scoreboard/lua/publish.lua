@@ -8,7 +8,8 @@
 --       8 n board periods, then per board period (board, period, base, n users, then per
 --       user (uid, history id, score, member or '', name)),
 --       then n results, then per result (submission id, uid, state, delta, score, flagged,
---       error json, n boards, then per board (board, period, score there after it))
+--       error json, n boards, then per board (board, period, score there after it, 'True' when
+--       it is the user's first entry there))
 -- Returns {'notready', board, period} when a ranking is being rebuilt (nothing changed),
 -- else {'ok', version, n boards whose top 10 changed, n applied}.
 local i = 9
@@ -66,19 +67,24 @@ for k = 1, nresults do
   local places = {}
   local rank_value = 'null'
   for b = 1, nb do
-    local board, period, there = ARGV[i + 8 + 3 * (b - 1)], ARGV[i + 9 + 3 * (b - 1)], ARGV[i + 10 + 3 * (b - 1)]
+    local at = i + 8 + 4 * (b - 1)
+    local board, period, there, first = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
     local p = by_period[board]
     if p then
       local rank = place(p, uid, there)
       local previous = p.last[uid]
-      if previous == nil then previous = p.before[uid] and string.format('%d', p.before[uid]) or 'null' end
+      if first == 'True' then
+        previous = 'null'
+      elseif previous == nil then
+        previous = p.before[uid] and string.format('%d', p.before[uid]) or 'null'
+      end
       p.last[uid] = rank
       places[#places + 1] = string.format('%s:{"period":%s,"score":%s,"rank":%s,"previous_rank":%s}',
         json_text(board), json_text(period), there, rank, previous)
       if board == 'all-time' then rank_value = rank end
     end
   end
-  i = i + 8 + 3 * nb
+  i = i + 8 + 4 * nb
   local result, event, data
   if state == 'applied' then
     applied = applied + 1

@@ -31,11 +31,11 @@ local function member_uid(member)
   return (((a * 256 + b) * 256 + c) * 256 + d) * 256 + e
 end
 
--- A user's guard: their member (false when off the board or unknown) and history id (0: none).
+-- A user's guard: their member (false when off the board or unknown) and history id (nil: none).
 local function read_guard(base, uid)
   local key, f = guard_of(base, uid)
   local value = redis.call('HGET', key, f)
-  if not value then return false, 0 end
+  if not value then return false, nil end
   if string.sub(value, 1, 1) == '-' then return false, tonumber(string.sub(value, 2)) end
   return string.sub(value, 1, MEMBER_LEN), tonumber(string.sub(value, MEMBER_LEN + 1))
 end
@@ -53,7 +53,7 @@ local function set_entries(base, names, args, first, count, force)
     local i = first + 5 * (j - 1)
     local uid, seq, score, member, name = args[i], tonumber(args[i + 1]), args[i + 2], args[i + 3], args[i + 4]
     local old, old_seq = read_guard(base, uid)
-    if old_seq > seq or (old_seq == seq and not force) then
+    if old_seq ~= nil and (old_seq > seq or (old_seq == seq and not force)) then
       now[uid] = old
     else
       if old then zrem[#zrem + 1] = old end

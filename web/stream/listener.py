@@ -15,6 +15,8 @@ import redis
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
+from scoreboard import ranking
+from scoreboard.boards import ALL_TIME_ID, ALL_TIME_KEY
 from scoreboard.events import ReplayWindow, load_window, parse_message, sse
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
@@ -113,14 +115,10 @@ class Listener:
 
     def cached_board(self) -> bytes | None:
         """The cached top 10 (filled from the Redis ranking if needed); None while rebuilding."""
-        body = self.redis.get(self.keys.board_top10)
+        body = self.redis.get(self.keys.board_top10(ALL_TIME_ID, ALL_TIME_KEY))
         if body is not None:
             return body
-        k = self.keys
-        reply = self.scripts.refresh(
-            keys=[k.ranking, k.usernames, k.ranking_ready, k.board_version, k.board_top, k.board_top10],
-            args=[self.board_ttl, ""],
-        )
+        reply = ranking.refresh(self.scripts, self.keys, ALL_TIME_ID, ALL_TIME_KEY, self.board_ttl)
         return reply[1] if reply[0] == b"ok" else None
 
     def on_message(self, raw: bytes) -> None:

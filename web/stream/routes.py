@@ -8,6 +8,7 @@ import time
 import gevent
 from flask import Blueprint, Response, current_app, request
 
+from scoreboard.boards import ALL_TIME_ID, ALL_TIME_KEY
 from scoreboard.events import EventId, after_board, parse_event_id, sse
 from web.errors import error_response
 from web.stream.auth import StreamRefused, decode, revoked, token_of
@@ -91,7 +92,7 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
     pipe.zadd(key, {viewer.id: now})
     pipe.zcard(key)
     pipe.expire(key, stale)
-    pipe.get(k.board_top10)
+    pipe.get(k.board_top10(ALL_TIME_ID, ALL_TIME_KEY))
     is_revoked, _, _, count, _, body = pipe.execute()
     if is_revoked or count > settings.stream.max_per_user:
         hub.redis.zrem(key, viewer.id)
