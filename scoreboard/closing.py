@@ -57,12 +57,18 @@ def watermark(r: redis.Redis, keys: Keys) -> int | None:
     return int(oldest[0][1]) if oldest else None
 
 
-def write_final_ranks(conn: Connection, board: str, period: str) -> None:
-    """Each entry's competition rank in the period's standings; banned users have none."""
+def write_final_ranks(conn: Connection, board: str, period: str, revision: bool = False) -> None:
+    """Write each entry's competition rank in the period's final standings.
+
+    At the close (``revision`` False) the standings are the period's entries of users not
+    banned; a revision (an admin's revert) ranks again the same entries, so that a ban
+    after the close changes nobody's rank.
+    """
+    ranked = "b.final_rank IS NOT NULL" if revision else "NOT u.banned"
     conn.execute(text(
         "UPDATE board_scores s SET final_rank = r.rank FROM ("
-        " SELECT b.user_id, CASE WHEN u.banned THEN NULL"
-        "   ELSE rank() OVER (PARTITION BY u.banned ORDER BY b.score DESC) END AS rank"
+        f" SELECT b.user_id, CASE WHEN {ranked} THEN rank() OVER (PARTITION BY {ranked} ORDER BY b.score DESC)"
+        "   END AS rank"
         " FROM board_scores b JOIN users u ON u.id = b.user_id WHERE b.board = :board AND b.period = :period) r"
         " WHERE s.board = :board AND s.period = :period AND s.user_id = r.user_id"
         " AND s.final_rank IS DISTINCT FROM r.rank"), {"board": board, "period": period})

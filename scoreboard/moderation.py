@@ -128,7 +128,7 @@ class Moderator:
                                               (flag.history_id,)).scalar_one() or []
             score, seq, reached_at = self._revert(conn, user, flag, counted_on)
             _revert_on_boards(conn, flag, counted_on)
-            periods = _held_periods_of(conn, user.id)
+            periods = _held_periods_of(conn, user.id, last_closed=True)
         version = self._publish(user, seq, score, None if user.banned else reached_at, periods)
         security_event("flag_resolved", flag_id=flag_id, decision="revert", user_id=user.id,
                        score_change=-flag.score_change, admin_id=admin_id)
@@ -166,14 +166,15 @@ class Moderator:
         return version
 
 
-def _held_periods_of(conn: Connection, user_id: int) -> list:
-    """The user's rows in the board periods Redis holds (each board's unclosed periods and its
-    last closed one)."""
+def _held_periods_of(conn: Connection, user_id: int, last_closed: bool = False) -> list:
+    """The user's rows in the board periods Redis holds: each board's unclosed periods, and
+    with ``last_closed`` its last closed one (a ban changes no final standings; a revert does)."""
+    final = (" OR p.starts_at = (SELECT max(q.starts_at) FROM board_periods q"
+             " WHERE q.board = p.board AND q.closed_at IS NOT NULL)") if last_closed else ""
     return conn.exec_driver_sql(
         "SELECT s.board, s.period, s.score, s.reached_at FROM board_scores s"
         " JOIN board_periods p ON p.board = s.board AND p.key = s.period"
-        " WHERE s.user_id = %s AND (p.closed_at IS NULL OR p.starts_at = (SELECT max(q.starts_at) FROM board_periods q"
-        "  WHERE q.board = p.board AND q.closed_at IS NOT NULL))",
+        f" WHERE s.user_id = %s AND (p.closed_at IS NULL{final})",
         (user_id,),
     ).all()
 
@@ -193,7 +194,7 @@ def _revert_on_boards(conn: Connection, flag, counted_on: list[str]) -> None:
             "UPDATE board_periods SET revised_at = now() WHERE board = %s AND key = %s AND closed_at IS NOT NULL"
             " RETURNING key", (board, period)).first()
         if final is not None:
-            write_final_ranks(conn, board, period)
+            write_final_ranks(conn, board, period, revision=True)
 
 
 def _close_flag(conn: Connection, flag_id: int, state: str, admin_id: int):

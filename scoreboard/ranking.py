@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import orjson
@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from scoreboard import metrics
+from scoreboard.boards import EPOCH
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 ALL_TIME = "all-time"
 ALL = "all"  # the all-time board's one period
-_INVERT = 2**53 - 1
+INVERT_US = 2**53 - 1  # members hold this minus the reached-at microseconds
+_MICROSECOND = timedelta(microseconds=1)
 REBUILD_CHUNK = 5000
 # The PostgreSQL fallback: one request fills the cache; the others poll it briefly.
 FILL_LOCK_MS = 5000
@@ -58,8 +60,13 @@ class Entry(NamedTuple):
 
 def member(user_id: int, reached_at: datetime) -> bytes:
     """Sorted set member of a user: reverse byte order = earlier first, then higher id."""
-    reached_us = int(reached_at.timestamp() * 1_000_000)
-    return (_INVERT - reached_us).to_bytes(7, "big") + user_id.to_bytes(5, "big")
+    reached_us = (reached_at - EPOCH) // _MICROSECOND  # exact: a float timestamp may be a microsecond off
+    return (INVERT_US - reached_us).to_bytes(7, "big") + user_id.to_bytes(5, "big")
+
+
+def member_reached_at(entry: bytes) -> datetime:
+    """When the user of a sorted set member reached their score."""
+    return EPOCH + _MICROSECOND * (INVERT_US - int.from_bytes(entry[:7], "big"))
 
 
 def member_user(entry: bytes) -> int:

@@ -16,6 +16,7 @@ _NEEDS = {
     "refresh": ("ranking", "board", "version"),
     "publish": ("ranking", "board", "version"),
     "announce": ("ranking", "board", "version"),
+    "page": ("ranking",),
     "ensure_version": ("version",),
     "unlock": (),
     "republish": ("ranking", "board", "version"),
@@ -50,3 +51,4 @@ class Scripts:
     reconcile: Script
     lead: Script
     announce: Script
+    page: Script

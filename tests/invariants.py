@@ -38,8 +38,10 @@ def check(db, r, prefix: str, accepted_tokens: set[str] | None = None) -> None:
         assert cur.fetchall() == [], "a board period's score differs from the history that counted on it"
         cur.execute("SELECT id, current_score FROM users WHERE score_reached_at IS NOT NULL AND NOT banned")
         expected = {(ALL_TIME_ID, ALL_TIME_KEY): dict(cur.fetchall())}
+        # an open period ranks its users who are not banned; a final one keeps its standings
         cur.execute("SELECT b.board, b.period, b.user_id, b.score FROM board_scores b JOIN users u ON u.id = b.user_id"
-                    " WHERE NOT u.banned")
+                    " JOIN board_periods p ON p.board = b.board AND p.key = b.period"
+                    " WHERE CASE WHEN p.closed_at IS NULL THEN NOT u.banned ELSE b.final_rank IS NOT NULL END")
         for board, period, uid, score in cur.fetchall():
             expected.setdefault((board, period), {})[uid] = score
     keys = Keys(prefix)

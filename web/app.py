@@ -14,6 +14,7 @@ from scoreboard.db import instrument_pool, make_engine, make_read_router
 from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
+from scoreboard.navigation import Cursors
 from scoreboard.submissions import Submissions
 from web import errors, identity, metrics, request_ids, security
 from web.board.cached import CachedBoard
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> Flask:
         scripts=scripts,
         keys=keys,
         submissions=Submissions(redis, scripts, keys),
+        cursors=Cursors(settings.secret_key),
         queue=Queue(settings.batching.queue, connection=redis),
         hasher=make_hasher(settings),
         reads=make_read_router(settings, engine),
@@ -76,10 +78,11 @@ def create_app(settings: Settings) -> Flask:
     from web.admin import dashboard
     from web.auth import blp as auth_blp
     from web.board import blp as board_blp
+    from web.boards import blp as boards_blp
     from web.ops import blp as ops_blp
     from web.scores import blp as scores_blp
 
-    for blueprint in (auth_blp, actions_blp, scores_blp, board_blp, ops_blp):
+    for blueprint in (auth_blp, actions_blp, scores_blp, board_blp, boards_blp, ops_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(admin_blp)
     dashboard.install(app, settings.redis_url)

@@ -37,6 +37,9 @@ STATUS = {
     "flag_resolved": 409,
     "cannot_ban_self": 409,
     "period_overlap": 409,
+    "unknown_board": 404,
+    "unknown_period": 404,
+    "invalid_cursor": 400,
     "unavailable": 503,
 }
 

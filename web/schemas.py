@@ -188,6 +188,8 @@ class BoardEntry(ma.Schema):
 
 
 class Board(ma.Schema):
+    board = fields.String(metadata={"example": "all-time"})
+    period = fields.String(metadata={"example": "all"})
     entries = fields.List(fields.Nested(BoardEntry))
     version = fields.Integer()
     generated_at = fields.Integer(metadata={"description": "unix ms"})
@@ -252,3 +254,107 @@ class Moderated(ma.Schema):
 class AdminSession(ma.Schema):
     dashboard_url = fields.String(metadata={"example": "/admin/rq/"})
     expires_in = fields.Integer(metadata={"description": "seconds until the dashboard session ends"})
+
+
+# --- boards --------------------------------------------------------------------------
+
+CURSOR = validate.Length(min=1, max=512)
+PERIOD_KEY = FullMatch(r"^[A-Za-z0-9-]{1,32}$")
+
+
+class PeriodSpan(ma.Schema):
+    key = fields.String()
+    starts_at = fields.Integer(metadata={"description": "unix ms"})
+    ends_at = fields.Integer(allow_none=True, metadata={"description": "unix ms; null: never ends (all-time)"})
+
+
+class BoardInfo(ma.Schema):
+    id = fields.String()
+    window = fields.String(validate=validate.OneOf(["all_time", "daily", "weekly", "monthly", "fixed", "season"]))
+    time_zone = fields.String()
+    period = fields.Nested(PeriodSpan, allow_none=True, metadata={"description": "the open period; null between seasons"})
+    next_reset_at = fields.Integer(allow_none=True, metadata={"description": "unix ms; null for all-time"})
+
+
+class BoardList(ma.Schema):
+    boards = fields.List(fields.Nested(BoardInfo))
+
+
+class PeriodState(PeriodSpan):
+    state = fields.String(validate=validate.OneOf(["open", "closing", "final"]))
+    revised_at = fields.Integer(allow_none=True, metadata={"description": "unix ms of an admin's revert after the close"})
+
+
+class BoardPageQuery(Strict):
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=CURSOR, metadata={"description": "the previous page's next_cursor"})
+    period = fields.String(validate=PERIOD_KEY, metadata={"description": "a period key (default: the open one)"})
+
+
+class BoardPage(ma.Schema):
+    board = fields.String()
+    period = fields.Nested(PeriodState, allow_none=True)
+    entries = fields.List(fields.Nested(BoardEntry))
+    total = fields.Integer(metadata={"description": "entries on the board in this period"})
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+    version = fields.Integer()
+    generated_at = fields.Integer(metadata={"description": "unix ms"})
+
+
+class AroundQuery(Strict):
+    limit = fields.Integer(load_default=11, validate=validate.Range(min=1, max=101))
+    period = fields.String(validate=PERIOD_KEY)
+
+
+class MyPlace(ma.Schema):
+    rank = fields.Integer()
+    score = fields.Integer()
+
+
+class AroundMe(ma.Schema):
+    board = fields.String()
+    period = fields.Nested(PeriodState, allow_none=True)
+    entries = fields.List(fields.Nested(BoardEntry))
+    total = fields.Integer()
+    me = fields.Nested(MyPlace, allow_none=True, metadata={"description": "null when the caller is not on the board"})
+
+
+class PeriodQuery(Strict):
+    period = fields.String(validate=PERIOD_KEY)
+
+
+class UserOnBoard(ma.Schema):
+    user_id = fields.Integer()
+    username = fields.String()
+    rank = fields.Integer(allow_none=True, metadata={"description": "null when not on the board"})
+    score = fields.Integer(allow_none=True)
+    total = fields.Integer()
+    percentile = fields.Float(allow_none=True, metadata={"description": "0-100: the share of the board ranked at or below"})
+
+
+class PeriodsQuery(Strict):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=FullMatch(r"^[0-9]{1,20}$"))
+
+
+class Winner(ma.Schema):
+    user_id = fields.Integer()
+    username = fields.String()
+    score = fields.Integer()
+
+
+class ClosedPeriod(PeriodState):
+    winner = fields.Nested(Winner, allow_none=True)
+
+
+class PeriodList(ma.Schema):
+    periods = fields.List(fields.Nested(ClosedPeriod))
+    next_cursor = fields.String(allow_none=True)
+
+
+class SeasonRequest(Strict):
+    key = fields.String(required=True, validate=FullMatch(r"^[a-z0-9][a-z0-9-]{0,31}$"))
+    starts_at = StrictInteger(required=True, validate=validate.Range(min=0, max=2**53),
+                              metadata={"description": "unix ms"})
+    ends_at = StrictInteger(required=True, validate=validate.Range(min=0, max=2**53),
+                            metadata={"description": "unix ms"})

@@ -38,7 +38,7 @@ for _, p in ipairs(periods) do
   end
   local _, members, scores = set_entries(p.base, KEYS[1], ARGV, p.first, p.n, false)
   p.before, p.members, p.scores, p.last = before, members, scores, {}
-  by_period[p.board] = p
+  by_period[p.board .. '/' .. p.period] = p
   local body10, changed = store_and_compare(p.base, KEYS[1], p.board, p.period, version, tonumber(ARGV[3]))
   if changed then changed_bodies[#changed_bodies + 1] = json_text(p.board) .. ':' .. body10 end
 end
@@ -69,7 +69,7 @@ for k = 1, nresults do
   for b = 1, nb do
     local at = i + 8 + 4 * (b - 1)
     local board, period, there, first = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-    local p = by_period[board]
+    local p = by_period[board .. '/' .. period]
     if p then
       local rank = place(p, uid, there)
       local previous = p.last[uid]
