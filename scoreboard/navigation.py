@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from scoreboard import ranking
-from scoreboard.boards import Board, Period, new_season, to_ms
+from scoreboard.boards import ALL_TIME_ID, Board, Period, new_season, previous_period, to_ms
 from scoreboard.errors import Refused
 from scoreboard.periods import CLOSING, FINAL, OPEN, Calendar, state
 from scoreboard.redis_client import Keys
@@ -285,6 +285,38 @@ def _entries(flat: list) -> tuple[list[dict], tuple | None]:
                         "username": flat[i + 3].decode(), "score": score})
         last = (score, member)
     return entries, last
+
+
+def places_of(engine: Engine, r: redis.Redis, keys: Keys, calendar: Calendar, user_id: int, now: datetime) -> dict:
+    """``GET /api/users/me``'s ``boards``: the user's place in each board's open period they
+    are on (``previous_rank``: their final rank in the period before, else null)."""
+    wanted = [(board, period) for board, period in calendar.periods_at(now)]
+    previous = {board.id: previous_period(board, period, calendar.seasons_of(board.id)) for board, period in wanted}
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT board, period, score, final_rank FROM board_scores WHERE user_id = :u"
+            " AND (board, period) IN (SELECT * FROM unnest(CAST(:boards AS text[]), CAST(:periods AS text[])))"),
+            {"u": user_id, "boards": [b.id for b, _ in wanted] + [b for b, p in previous.items() if p],
+             "periods": [p.key for _, p in wanted] + [p.key for p in previous.values() if p]}).all()
+        total = conn.execute(text("SELECT current_score, score_reached_at FROM users WHERE id = :u"),
+                             {"u": user_id}).first()
+    found = {(row.board, row.period): row for row in rows}
+    places = {}
+    for board, period in wanted:
+        if board.id == ALL_TIME_ID:
+            if total is None or total.score_reached_at is None:
+                continue
+            score = total.current_score
+        elif (board.id, period.key) in found:
+            score = found[board.id, period.key].score
+        else:
+            continue
+        before = previous[board.id]
+        old = found.get((board.id, before.key)) if before else None
+        places[board.id] = {"period": period.key, "score": score,
+                            "rank": ranking.rank_of(engine, r, keys, user_id, score, board.id, period.key),
+                            "previous_rank": old.final_rank if old is not None else None}
+    return places
 
 
 def closed_periods(engine: Engine, calendar: Calendar, board_id: str, limit: int, cursor: int | None) -> dict:

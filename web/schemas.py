@@ -111,11 +111,25 @@ class Revoked(ma.Schema):
     revoked = fields.Boolean()
 
 
+class Place(ma.Schema):
+    period = fields.String()
+    score = fields.Integer()
+    rank = fields.Integer(allow_none=True)
+    previous_rank = fields.Integer(allow_none=True)
+
+
+PLACES = {"keys": fields.String(), "values": fields.Nested(Place),
+          "metadata": {"description": "{board id: the place there}, for each board it counted on"}}
+
+
 class Me(ma.Schema):
     id = fields.Integer()
     username = fields.String()
     score = fields.Integer()
     rank = fields.Integer(allow_none=True, metadata={"description": "competition rank; null with no score yet"})
+    boards = fields.Dict(**{**PLACES, "metadata": {
+        "description": "{board id: the caller's place in its open period}; previous_rank is the final rank "
+                       "of the period before"}})
 
 
 class ActionTypeSchema(ma.Schema):
@@ -167,6 +181,7 @@ class AppliedResult(ma.Schema):
     rank = fields.Integer(allow_none=True)
     score_delta = fields.Integer()
     flagged = fields.Boolean()
+    boards = fields.Dict(**PLACES)
 
 
 class JobStatus(ma.Schema):
@@ -213,6 +228,11 @@ class FlagQuery(Strict):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
 
 
+class BoardPeriod(ma.Schema):
+    board = fields.String()
+    period = fields.String()
+
+
 class Flag(ma.Schema):
     id = fields.Integer()
     user_id = fields.Integer()
@@ -222,6 +242,7 @@ class Flag(ma.Schema):
     action_type = fields.String()
     score_delta = fields.Integer()
     rules = fields.Dict(metadata={"description": "{rule name: the figures that made it fire}"})
+    boards = fields.List(fields.Nested(BoardPeriod), metadata={"description": "the board periods it counted on"})
     state = fields.String(validate=validate.OneOf(["open", "approved", "reverted"]))
     created_at = fields.Integer(metadata={"description": "unix ms"})
     resolved_at = fields.Integer(allow_none=True, metadata={"description": "unix ms"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timezone
 
 import orjson
 from flask_jwt_extended import (
@@ -12,7 +13,8 @@ from flask_jwt_extended import (
     jwt_required,
 )
 
-from scoreboard import accounts, ranking
+from scoreboard import accounts, navigation, ranking
+from scoreboard.periods import Calendar
 from scoreboard.errors import Refused
 from web import schemas
 from web.extensions import Blueprint, limiter
@@ -104,4 +106,10 @@ def me():
     if user is None:
         raise Refused("not_found", "This account no longer exists.")
     rank = ranking.rank_of(s.reads, s.redis, s.keys, user.id, user.score) if user.has_score and not user.banned else None
-    return json_response({"id": user.id, "username": user.username, "score": user.score, "rank": rank})
+    boards = {}
+    if not user.banned:
+        with s.reads.connect() as conn:
+            calendar = Calendar.load(conn, s.settings.boards)
+        boards = navigation.places_of(s.reads.engine(), s.redis, s.keys, calendar, user.id, datetime.now(timezone.utc))
+    return json_response({"id": user.id, "username": user.username, "score": user.score, "rank": rank,
+                          "boards": boards})
