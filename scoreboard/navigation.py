@@ -345,7 +345,7 @@ def closed_periods(engine: Engine, calendar: Calendar, board_id: str, limit: int
 
 
 def add_season(engine: Engine, calendar: Calendar, board_id: str, key: str, starts_at: datetime, ends_at: datetime,
-               now: datetime) -> Period:
+               now: datetime, r: redis.Redis | None = None, keys: Keys | None = None) -> Period:
     """An admin's new season of a season board.
 
     Raises:
@@ -362,6 +362,8 @@ def add_season(engine: Engine, calendar: Calendar, board_id: str, key: str, star
         conn.execute(text("INSERT INTO board_periods (board, key, starts_at, ends_at, season)"
                           " VALUES (:board, :key, :starts_at, :ends_at, true)"),
                      {"board": board.id, "key": season.key, "starts_at": season.starts_at, "ends_at": season.ends_at})
+        if r is not None:  # the stream learns the season from Redis
+            Calendar.load(conn, calendar.boards).publish_seasons(r, keys)
     return season
 
 

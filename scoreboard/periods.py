@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import orjson
+import redis
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from scoreboard.boards import ALL_TIME_ID, Board, Period, period_at, period_of_key
+from scoreboard.redis_client import Keys
 
 OPEN, CLOSING, FINAL = "open", "closing", "final"
 
@@ -45,6 +48,21 @@ class Calendar:
                                     {"boards": list(seasons)}):
                 seasons[row.board].append(Period(row.key, row.starts_at, row.ends_at))
         return cls(boards, {k: tuple(v) for k, v in seasons.items()})
+
+    @classmethod
+    def from_redis(cls, r: redis.Redis, keys: Keys, boards: tuple[Board, ...]) -> "Calendar":
+        """The calendar of ``boards`` with the seasons copied to Redis (``publish_seasons``)."""
+        names = [b.id for b in boards if b.window == "season"]
+        seasons: dict[str, tuple[Period, ...]] = {}
+        for name, raw in zip(names, r.hmget(keys.seasons, names) if names else ()):
+            seasons[name] = tuple(Period(key, utc_ms(start), utc_ms(end)) for key, start, end in orjson.loads(raw or b"[]"))
+        return cls(boards, seasons)
+
+    def publish_seasons(self, r: redis.Redis, keys: Keys) -> None:
+        """Copy the seasons to Redis, for ``from_redis``."""
+        if self.seasons:
+            r.hset(keys.seasons, mapping={board: orjson.dumps([[p.key, p.starts_at_ms, p.ends_at_ms] for p in periods])
+                                          for board, periods in self.seasons.items()})
 
     def board(self, board_id: str) -> Board | None:
         return next((b for b in self.boards if b.id == board_id), None)

@@ -75,6 +75,12 @@ class Keys:
         return f"{self.prefix}batches:failed"
 
     @property
+    def seasons(self) -> str:
+        """Hash: season board id -> JSON list of its seasons ``[key, starts_at, ends_at]`` (unix
+        ms), for the processes that do not read PostgreSQL (the stream)."""
+        return f"{self.prefix}b:seasons"
+
+    @property
     def boards_held(self) -> str:
         """Set of the board periods whose ranking Redis holds ('board/period')."""
         return f"{self.prefix}b:held"

@@ -107,6 +107,7 @@ def warm_board() -> dict:
     applier = context.applier()
     with applier.engine.connect() as conn:
         calendar = Calendar.load(conn, applier.boards)
+    calendar.publish_seasons(applier.redis, applier.keys)
     now, ready = datetime.now(timezone.utc), []
     for board, period in calendar.periods_at(now):
         if ranking.rebuild(applier.engine, applier.redis, applier.scripts, applier.keys, board.id, period.key):

@@ -126,5 +126,5 @@ def add_season(body, board):
     """Open a season on a season board (admins): no overlap with another season, no end in the past."""
     s = services()
     season = navigation.add_season(s.engine, _calendar(), board, body["key"], utc_ms(body["starts_at"]),
-                                   utc_ms(body["ends_at"]), _now())
+                                   utc_ms(body["ends_at"]), _now(), s.redis, s.keys)
     return json_response({"key": season.key, "starts_at": season.starts_at_ms, "ends_at": season.ends_at_ms}, 201)

@@ -39,8 +39,10 @@ class Viewers:
         # in the order they connected (a dict, not a set): a broadcast walks the viewers and
         # their sockets in the order they were allocated, as a plain loop over a list would
         self._all: dict[Viewer, None] = {}
-        self._by_user: dict[int, set[Viewer]] = defaultdict(set)
-        self._by_session: dict[str, set[Viewer]] = defaultdict(set)
+        # the indexes keep the order of connection too (dicts used as ordered sets)
+        self._by_user: dict[int, dict[Viewer, None]] = defaultdict(dict)
+        self._by_session: dict[str, dict[Viewer, None]] = defaultdict(dict)
+        self._by_board: dict[str, dict[Viewer, None]] = defaultdict(dict)
         self._beats = beats
         self._next_beat = 0
         self._gone: list[tuple[int, str]] = []
@@ -61,14 +63,20 @@ class Viewers:
     def of_session(self, session: str) -> list[Viewer]:
         return list(self._by_session.get(session, ()))
 
+    def of_board(self, board: str) -> list[Viewer]:
+        return list(self._by_board.get(board, ()))
+
     def add(self, viewer: Viewer) -> None:
         self._next_beat += 1
         viewer.beat = self._next_beat % self._beats  # viewers take the ticks of a heartbeat in turn
         self._all[viewer] = None
-        self._by_user[viewer.user_id].add(viewer)
-        self._by_session[viewer.session].add(viewer)
+        for index, key in self._indexes(viewer):
+            index[key][viewer] = None
         self.stats["connected"] += 1
         metrics.stream_opened()
+
+    def _indexes(self, viewer: Viewer):
+        return ((self._by_user, viewer.user_id), (self._by_session, viewer.session), (self._by_board, viewer.board))
 
     def watch_peer(self, viewer: Viewer) -> None:
         """End the stream as soon as the client closes its connection, not at the next write
@@ -106,10 +114,10 @@ class Viewers:
         if viewer in self._all:
             del self._all[viewer]
             metrics.stream_closed()
-            for index, key in ((self._by_user, viewer.user_id), (self._by_session, viewer.session)):
+            for index, key in self._indexes(viewer):
                 group = index.get(key)
                 if group is not None:
-                    group.discard(viewer)
+                    group.pop(viewer, None)
                     if not group:
                         del index[key]
         if viewer.released:

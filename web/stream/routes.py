@@ -8,7 +8,7 @@ import time
 import gevent
 from flask import Blueprint, Response, current_app, request
 
-from scoreboard.boards import ALL_TIME_ID, ALL_TIME_KEY
+from scoreboard.boards import ALL_TIME_ID
 from scoreboard.events import EventId, after_board, parse_event_id, sse
 from web.errors import error_response
 from web.stream.auth import StreamRefused, decode, revoked, token_of
@@ -46,9 +46,13 @@ def stream():
     hub.start()
     if hub.draining:
         raise unavailable("This stream server is shutting down; reconnect.")
+    board = request.args.get("board", ALL_TIME_ID)
+    if board not in {b.id for b in hub.settings.boards}:
+        raise StreamRefused(404, "unknown_board", f"There is no board {board[:40]!r}.")
     identity = decode(token_of(request.headers, request.args, request.cookies), hub.settings)
     last = parse_event_id(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
-    viewer = Viewer(identity.user_id, identity.jti, identity.sid, identity.expires_at, hub.settings.stream.queue_max)
+    viewer = Viewer(identity.user_id, identity.jti, identity.sid, identity.expires_at, hub.settings.stream.queue_max,
+                    board)
     version, board = admit(hub, viewer)
     if not hub.wait_until(version, SYNC_WAIT_S / 10) and hub.ready.is_set():
         hub.sync()  # Redis is ahead of the messages this process received
@@ -92,8 +96,7 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
     pipe.zadd(key, {viewer.id: now})
     pipe.zcard(key)
     pipe.expire(key, stale)
-    pipe.get(k.board_top10(ALL_TIME_ID, ALL_TIME_KEY))
-    is_revoked, _, _, count, _, body = pipe.execute()
+    is_revoked, _, _, count, _ = pipe.execute()
     if is_revoked or count > settings.stream.max_per_user:
         hub.redis.zrem(key, viewer.id)
         if is_revoked:
@@ -104,16 +107,17 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
     # While the ranking is rebuilt (a fresh or flushed Redis), the warm-up job or the next
     # batch brings the board back within moments: wait for it rather than refuse at once.
     deadline = time.monotonic() + BOARD_WAIT_S
-    while body is None:
-        body = hub.cached_board()
-        if body is not None or hub.board is not None or time.monotonic() > deadline:
+    latest = hub.fanout.boards.get(viewer.board)
+    while True:
+        body = hub.cached_board(viewer.board)
+        if body is not None or latest is not None or time.monotonic() > deadline:
             break
         time.sleep(0.1)  # cooperative under gevent
     if body is not None:
         version = board_version(body)
         return version, sse("scoreboard", body, str(version))
-    if hub.board is not None:  # the ranking is being rebuilt: the latest board this process saw
-        return hub.board[0], hub.board[2]
+    if latest is not None:  # the ranking is being rebuilt: the latest board this process saw
+        return latest[0], latest[2]
     hub.redis.zrem(key, viewer.id)
     raise unavailable("The board is being rebuilt; try again shortly.")
 

@@ -7,6 +7,7 @@ from collections import deque
 
 from gevent.event import Event
 
+from scoreboard.boards import ALL_TIME_ID
 from scoreboard.events import PING, ZERO, EventId, PersonalEvent
 
 
@@ -32,13 +33,15 @@ class Viewer:
     is left for the greenlet to finish.
     """
 
-    __slots__ = ("id", "user_id", "session", "jti", "sid", "expires_at", "queue_max", "_board", "_personal",
+    __slots__ = ("id", "user_id", "board", "session", "jti", "sid", "expires_at", "queue_max", "_board", "_personal",
                  "_ping", "_final", "_pending", "closed", "sent_board", "last_personal", "writing_since", "socket",
                  "greenlet", "released", "watch", "chunked", "direct", "_idle", "_wake", "beat", "__weakref__")
 
-    def __init__(self, user_id: int, jti: str, sid: str | None, expires_at: float, queue_max: int):
+    def __init__(self, user_id: int, jti: str, sid: str | None, expires_at: float, queue_max: int,
+                 board: str = ALL_TIME_ID):
         self.id = secrets.token_hex(8)
         self.user_id = user_id
+        self.board = board  # the board it watches
         self.jti = jti
         self.sid = sid
         self.session = sid if sid else "jti:" + jti
