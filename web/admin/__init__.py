@@ -1,4 +1,5 @@
-"""The admin API: review flagged submissions, ban and unban users, open a dashboard session.
+"""The admin API: review flagged submissions, find, ban and unban users, see failed apply
+jobs, open a dashboard session.
 
 Every call needs the access token of an admin: anonymous callers get 401 (the contract's
 token codes), everyone else 403 ``forbidden``.
@@ -8,16 +9,18 @@ from __future__ import annotations
 
 import orjson
 from flask import Response, g
-from flask_jwt_extended import create_access_token, decode_token, get_jwt
+from flask_jwt_extended import create_refresh_token, decode_token, get_jwt
 
-from scoreboard import flags
+from scoreboard import accounts, flags
 from scoreboard.moderation import Moderator
 from web import schemas
 from web.admin.auth import admin_required, set_session_cookies
+from web.admin.failed_jobs import failed_apply_jobs
 from web.extensions import Blueprint
 from web.services import services
 
-blp = Blueprint("admin", __name__, url_prefix="/api/admin", description="Admins: flags, bans, dashboard session")
+blp = Blueprint("admin", __name__, url_prefix="/api/admin",
+                description="Admins: flags, users and bans, failed apply jobs, dashboard session")
 
 # Ids are bigint: anything larger is no id of ours (404, not a database error).
 _ID = "int(max=9223372036854775807)"
@@ -65,6 +68,31 @@ def resolve_flag(body, flag_id):
     return _json({"flag_id": flag_id, "state": decision.state, "user_id": decision.user_id, "score": decision.score})
 
 
+@blp.route("/users", methods=["GET"])
+@admin_required
+@blp.arguments(schemas.UserQuery(), location="query")
+@blp.response(200, schemas.UserList)
+@_errors(401, 403, 422)
+def list_users(query):
+    """Users newest first; filter by a part of the name and by ban; page with ``before``."""
+    page = accounts.list_users(services().reads, search=query.get("search"), banned=query.get("banned"),
+                               before=query.get("before"), limit=query["limit"])
+    return _json({"users": page.users, "next_before": page.next_before})
+
+
+@blp.route("/failed-jobs", methods=["GET"])
+@admin_required
+@blp.arguments(schemas.FailedJobQuery(), location="query")
+@blp.response(200, schemas.FailedJobList)
+@_errors(401, 403, 422)
+def list_failed_jobs(query):
+    """Failed apply jobs, newest first, each with the submissions of its batch and their
+    players; requeue them in the RQ dashboard (``dashboard_url``)."""
+    s = services()
+    jobs, total = failed_apply_jobs(s.redis, s.keys, s.reads, s.settings.queue_name, query["limit"])
+    return _json({"jobs": jobs, "total": total})
+
+
 @blp.route(f"/users/<{_ID}:user_id>/ban", methods=["POST"])
 @admin_required
 @blp.response(200, schemas.Moderated)
@@ -93,13 +121,14 @@ def unban_user(user_id):
 @_errors(401, 403)
 def open_dashboard_session():
     """Open the RQ dashboard in a browser: sets an HttpOnly session cookie (path ``/admin/``)
-    with a new access token of this session, and the ``_csrf_token`` cookie."""
+    holding a new refresh token of this login session, and the ``_csrf_token`` cookie. The
+    dashboard session lasts as long as the login session: logout (or a ban, or the role
+    revoked) ends it."""
     s = services()
     claims = get_jwt()
-    token = create_access_token(identity=claims["sub"],
-                                additional_claims={"sid": claims.get("sid", ""), "name": claims.get("name", "")})
-    jti = decode_token(token)["jti"]
-    expires_in = s.settings.access_token_expires
+    token = create_refresh_token(identity=claims["sub"],
+                                 additional_claims={"sid": claims.get("sid", ""), "name": claims.get("name", "")})
+    expires_in = s.settings.refresh_token_expires
     response = _json({"dashboard_url": "/admin/rq/", "expires_in": expires_in})
-    set_session_cookies(response, token, jti, expires_in, s.settings.admin_cookie_secure)
+    set_session_cookies(response, token, decode_token(token), expires_in, s.settings.admin_cookie_secure)
     return response

@@ -38,9 +38,13 @@ def register(body):
     return _json({"id": user.id, "username": user.username}, 201)
 
 
-def _tokens(user_id: int, username: str, session_id: str, refresh: bool) -> dict:
+def _tokens(user_id: int, username: str, session_id: str, refresh: bool, admin: bool = False) -> dict:
+    """The token body of a login or refresh. ``adm`` only tells the page to offer the admin
+    room; every admin call reads the role from PostgreSQL."""
     settings = services().settings
     claims = {"sid": session_id, "name": username}
+    if admin:
+        claims["adm"] = True
     body = {
         "access_token": create_access_token(identity=str(user_id), additional_claims=claims),
         "token_type": "Bearer",
@@ -60,7 +64,7 @@ def login(body):
     """Exchange a username and password for an access and a refresh token."""
     s = services()
     user = accounts.authenticate(s.engine, s.hasher, body["username"], body["password"])
-    return _json(_tokens(user.id, user.username, secrets.token_hex(16), refresh=True))
+    return _json(_tokens(user.id, user.username, secrets.token_hex(16), refresh=True, admin=user.is_admin))
 
 
 @blp.route("/auth/refresh", methods=["POST"])
@@ -70,7 +74,8 @@ def login(body):
 def refresh():
     """A new access token for the refresh token sent as Bearer."""
     claims = get_jwt()
-    return _json(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False))
+    return _json(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False,
+                         admin=bool(claims.get("adm"))))
 
 
 @blp.route("/auth/logout", methods=["POST"])

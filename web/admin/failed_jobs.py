@@ -1,0 +1,75 @@
+"""Failed apply jobs, described by what they hold: the submissions of their batch and the
+players who sent them (the RQ dashboard names a job by its batch id alone).
+
+A job lands in the failed registry of the scores queue after its last attempt
+(``workers.jobs.on_apply_failure`` has then marked its submissions failed); a batch split
+after a failure leaves one failed job per submission that still failed alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import redis
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+from sqlalchemy.engine import Engine
+
+from scoreboard import accounts, jobspec, submissions
+from scoreboard.redis_client import Keys
+from web.admin.dashboard import PREFIX as DASHBOARD
+
+
+def _ms(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def _last_line(text: str | None) -> str:
+    """The exception's own line from a traceback (its last non-empty line)."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def failed_apply_jobs(r: redis.Redis, keys: Keys, engine: Engine, queue_name: str, limit: int) -> tuple[list[dict], int]:
+    """The newest failed apply jobs of ``queue_name``, at most ``limit``, and how many there are.
+
+    Args:
+        r: the Redis holding RQ's keys and the submissions.
+        keys: the service's key names.
+        engine: where to read usernames (the primary, or the replica router).
+        queue_name: the scores queue.
+        limit: most jobs to describe.
+
+    Returns:
+        ``([{"job_id", "batch_id", "failed_at", "error", "dashboard_url", "submissions":
+        [{"job_id", "user_id", "username", "action_type", "score_delta", "accepted_at",
+        "state"}]}], total)``; ``failed_at`` in unix ms.
+    """
+    registry = FailedJobRegistry(queue_name, connection=r)
+    total = registry.count
+    ids = registry.get_job_ids(0, limit - 1, desc=True) if limit > 0 else []
+    jobs = [j for j in Job.fetch_many(ids, connection=r) if j is not None and j.func_name == jobspec.APPLY_JOB]
+    batches = [str(job.args[0]) if job.args else "" for job in jobs]
+    pipe = r.pipeline(transaction=False)
+    for batch_id in batches:
+        pipe.lrange(keys.batch(batch_id), 0, -1)
+    held = [[sid.decode() for sid in ids] for ids in pipe.execute()] if batches else []
+    loaded = {s.id: s for s in submissions.load_many(r, keys, [sid for ids in held for sid in ids])}
+    names = accounts.usernames(engine, {s.user_id for s in loaded.values()})
+    described = []
+    for job, batch_id, sids in zip(jobs, batches, held):
+        result = job.latest_result()
+        described.append({
+            "job_id": job.id,
+            "batch_id": batch_id,
+            "failed_at": _ms(job.ended_at or (result.created_at if result else None)),
+            "error": _last_line(result.exc_string if result else None),
+            "dashboard_url": f"{DASHBOARD}/0/view/job/{job.id}",
+            "submissions": [
+                {"job_id": s.id, "user_id": s.user_id, "username": names.get(s.user_id),
+                 "action_type": s.action_type, "score_delta": s.score_delta, "accepted_at": s.accepted_at,
+                 "state": s.state}
+                for s in (loaded[sid] for sid in sids if sid in loaded)
+            ],
+        })
+    return described, total
