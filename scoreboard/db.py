@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from scoreboard import metrics
 from scoreboard.settings import Settings
 
 
@@ -122,3 +123,24 @@ def make_read_router(settings: Settings, primary: Engine) -> ReadRouter:
         for url in settings.database_replica_urls
     ]
     return ReadRouter(primary, replicas, settings.replica_max_lag_s)
+
+
+def instrument_pool(engine: Engine, pool: str = "primary") -> None:
+    """Keep the pool gauges of ``engine`` current (set on every checkout and checkin)."""
+    in_use = metrics.DB_POOL_IN_USE.labels(pool)
+    size = engine.pool.size() if hasattr(engine.pool, "size") else 0
+    metrics.DB_POOL_MAX.labels(pool).set(size + max(getattr(engine.pool, "_max_overflow", 0), 0))
+    in_use.set(0)
+
+    checkedout = getattr(engine.pool, "checkedout", None)
+    if checkedout is None:  # a pool that does not count (NullPool)
+        return
+
+    def on_checkout(*_args) -> None:
+        in_use.set(checkedout())
+
+    def on_checkin(*_args) -> None:
+        in_use.set(max(checkedout() - 1, 0))  # the pool counts it back in after this event
+
+    event.listen(engine, "checkout", on_checkout)
+    event.listen(engine, "checkin", on_checkin)

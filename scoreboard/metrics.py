@@ -16,8 +16,6 @@ import logging
 from typing import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -90,27 +88,6 @@ DB_POOL_MAX = Gauge(
     "scoreboard_db_pool_connections_max", "Most connections the pool hands out (size + overflow).", ["pool"],
     multiprocess_mode="liveall",
 )
-
-
-def instrument_pool(engine: Engine, pool: str = "primary") -> None:
-    """Keep the pool gauges of ``engine`` current (set on every checkout and checkin)."""
-    in_use = DB_POOL_IN_USE.labels(pool)
-    size = engine.pool.size() if hasattr(engine.pool, "size") else 0
-    DB_POOL_MAX.labels(pool).set(size + max(getattr(engine.pool, "_max_overflow", 0), 0))
-    in_use.set(0)
-
-    checkedout = getattr(engine.pool, "checkedout", None)
-    if checkedout is None:  # a pool that does not count (NullPool)
-        return
-
-    def on_checkout(*_args) -> None:
-        in_use.set(checkedout())
-
-    def on_checkin(*_args) -> None:
-        in_use.set(max(checkedout() - 1, 0))  # the pool counts it back in after this event
-
-    event.listen(engine, "checkout", on_checkout)
-    event.listen(engine, "checkin", on_checkin)
 
 
 def serve(port: int, host: str = "0.0.0.0") -> bool:

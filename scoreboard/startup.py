@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
-from sqlalchemy import create_engine, pool, text
 
 from scoreboard.settings import Settings
 
@@ -80,6 +79,8 @@ def check(settings: Settings, wait: float = 30, database: bool = True) -> None:
     client.close()
     if not database:
         return
+    from sqlalchemy import create_engine, pool, text  # not loaded by processes without a database
+
     engine = create_engine(settings.database_url, poolclass=pool.NullPool, connect_args={"connect_timeout": 2})
     found: list = []
 

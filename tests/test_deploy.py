@@ -13,7 +13,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from scoreboard import metrics
 from scoreboard.redis_client import Keys
-from web.metrics import ScrapeCollector
+from web.scrape import ScrapeCollector
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "deploy" / "prometheus"

@@ -6,7 +6,7 @@ import warnings
 import orjson
 from prometheus_client import REGISTRY
 
-from scoreboard import logs, metrics
+from scoreboard import db, logs, metrics
 from scoreboard.db import make_engine
 
 
@@ -70,7 +70,7 @@ def test_warnings_become_json_lines():
 
 def test_pool_gauges_follow_checkouts(settings):
     engine = make_engine(settings)
-    metrics.instrument_pool(engine, pool="pooltest")
+    db.instrument_pool(engine, pool="pooltest")
 
     def in_use():
         return REGISTRY.get_sample_value("scoreboard_db_pool_connections_in_use", {"pool": "pooltest"})

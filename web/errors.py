@@ -1,13 +1,18 @@
-"""Every error in the contract's shape: ``{"error": {"code", "message"[, "fields"]}}``."""
+"""Every error in the contract's shape: ``{"error": {"code", "message"[, "fields"]}}``.
+
+Shared by the API and the stream process, so it loads nothing but Flask and redis-py:
+the API passes what else counts as a lost backing service (SQLAlchemy's errors) and how
+to tell when a rate limit resets (Flask-Limiter's) to ``install``.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import orjson
 import redis
-from flask import Response, g, has_request_context
-from sqlalchemy.exc import OperationalError, DisconnectionError
+from flask import Response, current_app, g, has_app_context, has_request_context
 from werkzeug.exceptions import HTTPException
 
 from scoreboard.errors import Refused, Unavailable
@@ -80,29 +85,26 @@ def from_http_exception(exc: HTTPException) -> Response:
         fields = _flatten(data["messages"])
     headers = exc.get_response().headers if hasattr(exc, "get_response") else None
     if status == 429:
-        retry_after = getattr(exc, "retry_after", None) or _limit_reset_in()
+        retry_after = getattr(exc, "retry_after", None) or _hooks().retry_after()
         headers = [(k, v) for k, v in (headers or []) if k.lower() != "retry-after"]
         if retry_after is not None:
             headers.append(("Retry-After", str(retry_after)))
     return error_response(status, code, message, fields, headers)
 
 
-def _limit_reset_in() -> int | None:
-    """Seconds until the breached rate limit resets. Flask-Limiter's per-response headers
-    are off (they cost two Redis round trips on every request): only a 429 asks."""
-    import math
-    import time
+class _Hooks:
+    """What ``install`` was told about the app: its lost-service errors and its limits."""
 
-    from web.extensions import limiter
+    def __init__(self, unavailable: tuple[type[BaseException], ...], retry_after: Callable[[], int | None]):
+        self.unavailable = (redis.ConnectionError, redis.TimeoutError, Unavailable, *unavailable)
+        self.retry_after = retry_after
 
-    try:
-        breached = [lim for lim in limiter.current_limits if lim.breached]
-        if breached:
-            now = time.time()
-            return max(1, max(min(lim.limit.get_expiry(), math.ceil(lim.window[0] - now)) for lim in breached))
-    except Exception:  # the limit's storage is gone: a plain one second
-        return 1
-    return None
+
+_NO_HOOKS = _Hooks((), lambda: None)
+
+
+def _hooks() -> _Hooks:
+    return current_app.extensions.get("error_hooks", _NO_HOOKS) if has_app_context() else _NO_HOOKS
 
 
 def _flatten(messages: dict) -> dict:
@@ -119,7 +121,7 @@ def _flatten(messages: dict) -> dict:
 
 
 def from_unexpected(exc: Exception) -> Response:
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OperationalError, DisconnectionError, Unavailable)):
+    if isinstance(exc, _hooks().unavailable):
         log.warning("backing service unavailable", extra={"error": repr(exc)})
         response = error_response(503, *HTTP_CODES[503])
         response.headers["Retry-After"] = "1"
@@ -128,7 +130,17 @@ def from_unexpected(exc: Exception) -> Response:
     return error_response(500, *HTTP_CODES[500])
 
 
-def install(app) -> None:
+def install(app, unavailable: tuple[type[BaseException], ...] = (),
+            retry_after: Callable[[], int | None] = lambda: None) -> None:
+    """Answer every error of ``app`` in the contract's shape.
+
+    Args:
+        unavailable: exception types that mean a backing service is lost (503 with
+            ``Retry-After``), besides Redis's own connection errors.
+        retry_after: seconds until the breached rate limit resets, for a 429 whose
+            exception does not say (None: no ``Retry-After``).
+    """
+    app.extensions["error_hooks"] = _Hooks(unavailable, retry_after)
     app.register_error_handler(Refused, from_refused)
     app.register_error_handler(HTTPException, from_http_exception)
     app.register_error_handler(Exception, from_unexpected)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 
 from flask import g, request
 from flask.sessions import SessionInterface
@@ -62,6 +64,20 @@ class NoCookieSession(SessionInterface):
 
     def save_session(self, app, session, response):
         pass
+
+
+def limit_reset_in() -> int | None:
+    """Seconds until the breached rate limit resets (for ``Retry-After``). Flask-Limiter's
+    per-response headers are off (they cost two Redis round trips on every request): only
+    a 429 asks."""
+    try:
+        breached = [lim for lim in limiter.current_limits if lim.breached]
+        if breached:
+            now = time.time()
+            return max(1, max(min(lim.limit.get_expiry(), math.ceil(lim.window[0] - now)) for lim in breached))
+    except Exception:  # the limit's storage is gone: a plain one second
+        return 1
+    return None
 
 
 jwt = CachingJWTManager()

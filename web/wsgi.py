@@ -3,7 +3,7 @@
 from scoreboard import logs
 from scoreboard.settings import Settings
 
-from web import create_app
+from web.app import create_app
 
 settings = Settings.from_env()
 logs.configure(settings.log_level, "web")

@@ -26,7 +26,7 @@ from rq import Queue, SimpleWorker, worker_registration  # noqa: E402
 
 from scoreboard import anomaly, logs, metrics, startup  # noqa: E402
 from scoreboard.apply import Applier  # noqa: E402
-from scoreboard.db import make_engine  # noqa: E402
+from scoreboard.db import instrument_pool, make_engine  # noqa: E402
 from scoreboard.redis_client import Keys, make_redis  # noqa: E402
 from scoreboard.scripts import Scripts  # noqa: E402
 from scoreboard.settings import Settings, SettingsError  # noqa: E402
@@ -77,7 +77,7 @@ def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
     """Create the worker and install the jobs' context from ``settings``."""
     redis = make_redis(settings)
     engine = make_engine(settings)
-    metrics.instrument_pool(engine)
+    instrument_pool(engine)
     context.install(
         Applier(
             engine=engine,

@@ -49,7 +49,7 @@ def create_stream_app(settings: Settings) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_content_length)
     hub = init_stream(app, settings)
     errors.install(app)
-    metrics.install(app, hub.redis, hub.keys, settings, engine=None, scrape=False)  # GET /metrics
+    metrics.install(app, settings)  # GET /metrics
 
     @app.get("/healthz")
     def healthz():

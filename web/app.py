@@ -1,0 +1,98 @@
+"""The Flask application: ``create_app(settings)`` (served by ``web.wsgi``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+from rq import Queue
+from sqlalchemy.exc import DisconnectionError, OperationalError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from scoreboard.accounts import make_hasher
+from scoreboard.db import instrument_pool, make_engine, make_read_router
+from scoreboard.redis_client import Keys, make_redis
+from scoreboard.scripts import Scripts
+from scoreboard.settings import Settings
+from web import errors, identity, metrics, request_ids, security
+from web.board.cached import CachedBoard
+from web.extensions import NoCookieSession, api, jwt, limit_reset_in, limiter
+from web.scrape import ScrapeCollector
+from web.services import Services
+
+
+def create_app(settings: Settings) -> Flask:
+    """Build the API application from ``settings`` (no work happens at import time)."""
+    app = Flask(__name__, static_folder=None)
+    app.session_interface = NoCookieSession()
+    keys = Keys(settings.redis_prefix)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        JWT_SECRET_KEY=settings.jwt_secret_key,
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.access_token_expires),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=settings.refresh_token_expires),
+        JWT_TOKEN_LOCATION=["headers"],
+        RATELIMIT_ENABLED=settings.ratelimit_enabled,
+        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_KEY_PREFIX=keys.ratelimit_prefix,
+        RATELIMIT_SWALLOW_ERRORS=False,
+        API_TITLE="Live score board",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    redis = make_redis(settings)
+    engine = make_engine(settings)
+    app.extensions["scoreboard"] = Services(
+        settings=settings,
+        engine=engine,
+        redis=redis,
+        scripts=Scripts(redis),
+        keys=keys,
+        queue=Queue(settings.queue_name, connection=redis),
+        hasher=make_hasher(settings),
+        reads=make_read_router(settings, engine),
+    )
+
+    jwt.init_app(app)
+    identity.install(jwt)
+    limiter.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    errors.install(app, unavailable=(OperationalError, DisconnectionError), retry_after=limit_reset_in)
+    instrument_pool(engine)
+    metrics.install(app, settings, ScrapeCollector(redis, keys, (settings.queue_name, settings.maintenance_queue_name)))
+    security.install(app, settings)
+
+    from web.actions import blp as actions_blp
+    from web.admin import blp as admin_blp
+    from web.admin import dashboard
+    from web.auth import blp as auth_blp
+    from web.board import blp as board_blp
+    from web.ops import blp as ops_blp
+    from web.scores import blp as scores_blp
+
+    for blueprint in (auth_blp, actions_blp, scores_blp, board_blp, ops_blp):
+        api.register_blueprint(blueprint)
+    api.register_blueprint(admin_blp)
+    dashboard.install(app, settings.redis_url)
+
+    # The live stream (also its own process, `stream` in the Procfile) and the web page.
+    from web.page import blp as page_blp
+    from web.stream import document, init_stream
+
+    init_stream(app, settings)
+    document(api.spec, app)
+    app.register_blueprint(page_blp)
+
+    request_ids.install(app)
+    app.wsgi_app = CachedBoard(app.wsgi_app, app.extensions["scoreboard"], security.common_headers(settings))
+
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    return app
