@@ -20,6 +20,7 @@ from scoreboard import ranking
 from scoreboard.action_types import INT64_MAX
 from scoreboard.apply import BatchResult, RankingNotReady, publish
 from scoreboard.errors import Refused
+from scoreboard.events import logout_message
 from scoreboard.logs import security_event
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
@@ -60,7 +61,8 @@ class Moderator:
     board_ttl: int
 
     def ban(self, user_id: int, admin_id: int) -> Decision:
-        """Ban a user: off the board at once, submissions refused. Idempotent.
+        """Ban a user: off the board at once, submissions, new streams and refreshes refused,
+        open streams ended (``event: logout``). Idempotent.
 
         Raises:
             Refused: ``not_found`` (no such user), ``cannot_ban_self``.
@@ -74,7 +76,10 @@ class Moderator:
                 seq = _history_row(conn, user, 0, "ban")
                 conn.exec_driver_sql("UPDATE users SET banned = true, last_history_id = %s WHERE id = %s",
                                      (seq, user_id))
-        self.redis.sadd(self.keys.banned, user_id)
+        with self.redis.pipeline(transaction=True) as pipe:  # refused from now on; open streams end
+            pipe.sadd(self.keys.banned, user_id)
+            pipe.publish(self.keys.events_channel, logout_message(user_id=user_id))
+            pipe.execute()
         version = self._publish(user_id, seq, user.current_score, "", user.username)
         security_event("user_banned", user_id=user_id, admin_id=admin_id)
         return Decision(user_id, user.username, user.current_score, True, version=version)

@@ -145,6 +145,8 @@ class Settings:
     stream_queue_max: int = 512  # >= BATCH_MAX: one batch of one user never overflows it
     stream_send_timeout: float = 30.0
     stream_max_per_user: int = 5
+    # Streams without a token (the board alone) per client address (a venue's NAT shares one).
+    stream_max_anonymous_per_address: int = 50
     stream_replay_window: int = 10_000
     stream_redis_connections: int = 2  # one holds the subscription, one runs the commands
     stream_send_buffer: int = 32 * 1024
@@ -253,6 +255,8 @@ class Settings:
             stream_queue_max=_int(env, "STREAM_QUEUE_MAX", cls.stream_queue_max, 1),
             stream_send_timeout=max(_float(env, "STREAM_SEND_TIMEOUT", cls.stream_send_timeout), 0.5),
             stream_max_per_user=_int(env, "STREAM_MAX_PER_USER", cls.stream_max_per_user, 1),
+            stream_max_anonymous_per_address=_int(env, "STREAM_MAX_ANONYMOUS_PER_ADDRESS",
+                                                  cls.stream_max_anonymous_per_address, 0),
             stream_replay_window=_int(env, "STREAM_REPLAY_WINDOW", cls.stream_replay_window, 1),
             stream_redis_connections=_int(env, "STREAM_REDIS_CONNECTIONS", cls.stream_redis_connections, 2),
             stream_send_buffer=_int(env, "STREAM_SEND_BUFFER", cls.stream_send_buffer, 0),

@@ -9,8 +9,10 @@ from flask import Response
 from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt, jwt_required
 
 from scoreboard import accounts, ranking
+from scoreboard.events import logout_message
 from scoreboard.errors import Refused
 from web import schemas
+from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
 from web.identity import current_user_id
 from web.services import services
@@ -69,10 +71,12 @@ def login(body):
 
 @blp.route("/auth/refresh", methods=["POST"])
 @jwt_required(refresh=True)
+@refuse_banned
 @blp.response(200, schemas.AccessToken)
 @blp.alt_response(401, schema=schemas.ErrorSchema)
+@blp.alt_response(403, schema=schemas.ErrorSchema, description="user_banned")
 def refresh():
-    """A new access token for the refresh token sent as Bearer."""
+    """A new access token for the refresh token sent as Bearer (403 ``user_banned`` for a banned user)."""
     claims = get_jwt()
     return _json(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False,
                          admin=bool(claims.get("adm"))))
@@ -92,7 +96,7 @@ def logout():
     pipe.set(k.revoked(claims["jti"]), 1, ex=s.settings.access_token_expires)
     if claims.get("sid"):
         pipe.set(k.revoked("sid:" + claims["sid"]), 1, ex=ttl)
-    pipe.publish(k.events_channel, orjson.dumps({"logout": {"sid": claims.get("sid"), "jti": claims["jti"]}}))
+    pipe.publish(k.events_channel, logout_message(sid=claims.get("sid"), jti=claims["jti"]))
     pipe.execute()
     return _json({"revoked": True})
 

@@ -2,10 +2,11 @@
 
 One greenlet listens to ``Keys.events_channel`` and hands each message to the viewers
 it concerns: the board to all (coalesced: at most once per board interval, latest wins),
-personal events to the viewers of that user, a logout to the viewers of that session.
+personal events to the viewers of that user, a logout to the viewers of that session (or,
+for a ban, of that user). Anonymous viewers get the board and pings only.
 Each event is encoded once and the same bytes are shared by every viewer. A second
 greenlet ticks every second: it ends expired streams, disconnects viewers whose write is
-stuck, and every heartbeat pings all viewers and checks revocation in Redis.
+stuck, and every heartbeat pings all viewers and checks revocation and bans in Redis.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 RESYNC = sse("resync", b'{"reason":"replay_gap"}')
 LOGOUT_REVOKED = sse("logout", b'{"reason":"revoked"}')
 LOGOUT_EXPIRED = sse("logout", b'{"reason":"expired"}')
+LOGOUT_BANNED = sse("logout", b'{"reason":"banned"}')
 CHECK_CHUNK = 1000
 
 
@@ -125,8 +127,9 @@ class Hub:
         self._next_beat += 1
         viewer.beat = self._next_beat % self._beats  # viewers take the ticks of a heartbeat in turn
         self.viewers[viewer] = None
-        self.by_user[viewer.user_id].add(viewer)
-        self.by_session[viewer.session].add(viewer)
+        if not viewer.anonymous:
+            self.by_user[viewer.user_id].add(viewer)
+            self.by_session[viewer.session].add(viewer)
         self.stats["connected"] += 1
         metrics.stream_opened()
 
@@ -175,7 +178,7 @@ class Hub:
         if viewer.released:
             return
         viewer.released = True
-        self._gone.append((viewer.user_id, viewer.id))
+        self._gone.append((viewer.streams_key, viewer.id))
         if len(self._gone) == 1:
             gevent.spawn_later(0.05, self._flush_gone)
 
@@ -219,8 +222,8 @@ class Hub:
             return
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for user_id, viewer_id in gone:
-                pipe.zrem(self.keys.streams(user_id), viewer_id)
+            for key, viewer_id in gone:
+                pipe.zrem(key, viewer_id)
             pipe.execute()
         except redis.RedisError as exc:  # the entries go stale by themselves
             log.warning("could not forget closed streams", extra={"error": repr(exc)})
@@ -316,7 +319,12 @@ class Hub:
                 metrics.event_sent(event.event, len(viewers))
 
     def _logout(self, message: Message) -> None:
-        sid, jti = message.logout.get("sid"), message.logout.get("jti")
+        logout = message.logout
+        if logout.get("user_id") is not None:  # banned: every stream of the user
+            for viewer in list(self.by_user.get(int(logout["user_id"]), ())):
+                viewer.finish(LOGOUT_BANNED)
+            return
+        sid, jti = logout.get("sid"), logout.get("jti")
         for viewer in list(self.by_session.get(sid if sid else f"jti:{jti}", ())):
             viewer.finish(LOGOUT_REVOKED)
 
@@ -396,7 +404,8 @@ class Hub:
             log.warning("could not check the board version", extra={"error": repr(exc)})
 
     def _check_sessions(self, viewers: list[Viewer]) -> None:
-        """Every heartbeat: end revoked sessions; keep the open-stream entries fresh."""
+        """Every heartbeat: end revoked sessions and banned users' streams (in case their
+        message was missed); keep the open-stream entries fresh."""
         k = self.keys
         stale, now = stale_after(self.settings), time.time()
         for start in range(0, len(viewers), CHECK_CHUNK):
@@ -404,15 +413,22 @@ class Hub:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 for viewer in chunk:
-                    names = [k.revoked(viewer.jti)] + ([k.revoked("sid:" + viewer.sid)] if viewer.sid else [])
-                    pipe.exists(*names)
-                    pipe.zadd(k.streams(viewer.user_id), {viewer.id: now}, xx=True)
-                    pipe.expire(k.streams(viewer.user_id), stale)
-                replies = pipe.execute()
+                    pipe.zadd(viewer.streams_key, {viewer.id: now}, xx=True)
+                    pipe.expire(viewer.streams_key, stale)
+                    if not viewer.anonymous:
+                        pipe.exists(k.revoked(viewer.jti), *([k.revoked("sid:" + viewer.sid)] if viewer.sid else []))
+                        pipe.sismember(k.banned, viewer.user_id)
+                replies = iter(pipe.execute())
             except redis.RedisError as exc:  # nothing could be revoked without Redis either
                 log.warning("could not check stream sessions", extra={"error": repr(exc)})
                 return
-            for viewer, revoked in zip(chunk, replies[::3]):
-                if revoked:
+            for viewer in chunk:
+                next(replies), next(replies)
+                if viewer.anonymous:
+                    continue
+                revoked, banned = next(replies), next(replies)
+                if banned:
+                    viewer.finish(LOGOUT_BANNED)
+                elif revoked:
                     viewer.finish(LOGOUT_REVOKED)
             gevent.sleep(0)
