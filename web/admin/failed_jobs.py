@@ -8,6 +8,7 @@ after a failure leaves one failed job per submission that still failed alone.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import redis
@@ -24,10 +25,15 @@ def _ms(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
 
 
-def _last_line(text: str | None) -> str:
-    """The exception's own line from a traceback (its last non-empty line)."""
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1][:500] if lines else ""
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::\s|$)")
+
+
+def _exception_line(text: str | None) -> str:
+    """The exception's own line of a traceback (``module.Error: message``): not the frames
+    (indented), nor what SQLAlchemy adds below it (the statement, its parameters, a link)."""
+    lines = [line.rstrip() for line in (text or "").splitlines()]
+    found = [line for line in lines if _EXCEPTION_LINE.match(line) and line != "Traceback (most recent call last):"]
+    return (found[-1] if found else next((line for line in reversed(lines) if line.strip()), ""))[:500]
 
 
 def failed_apply_jobs(r: redis.Redis, keys: Keys, engine: Engine, queue_name: str, limit: int) -> tuple[list[dict], int]:
@@ -63,7 +69,7 @@ def failed_apply_jobs(r: redis.Redis, keys: Keys, engine: Engine, queue_name: st
             "job_id": job.id,
             "batch_id": batch_id,
             "failed_at": _ms(job.ended_at or (result.created_at if result else None)),
-            "error": _last_line(result.exc_string if result else None),
+            "error": _exception_line(result.exc_string if result else None),
             "dashboard_url": f"{DASHBOARD}/0/view/job/{job.id}",
             "submissions": [
                 {"job_id": s.id, "user_id": s.user_id, "username": names.get(s.user_id),

@@ -180,7 +180,9 @@ export class BoardView {
     const moveEl = row.querySelector(".move");
     moveEl.textContent = moveText;
     moveEl.title = moveLabel;
-    row.querySelector(".gain").textContent = total ? `${signedNumber(total)}` : "";
+    const gain = row.querySelector(".gain");
+    gain.textContent = total ? signedNumber(total) : "";
+    gain.dataset.sign = total > 0 ? "up" : "down";
     row.classList.remove("scored");
     if (gained) {
       void row.offsetWidth; // restart the highlight

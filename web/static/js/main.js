@@ -48,6 +48,7 @@ const CONNECTION_WORDS = {
 let connection = "connecting";
 
 function setConnection(state) {
+  if (connection === "busy" && state !== "busy") say(""); // the "too many views" note is over
   connection = state;
   document.body.dataset.connection = state;
   const pill = $("connection");
@@ -154,6 +155,7 @@ session.addEventListener("change", () => {
   renderMe();
   if (!session.signedIn) say(session.endedWith || "Signed out.", "info");
   if (session.banned) say("");
+  stream.lastEventId = ""; // another viewer now: its stream starts afresh, with no replay
   stream.restart(); // with the new token, or anonymous
 });
 
@@ -170,7 +172,6 @@ function setMode(mode) {
   $("username-help").hidden = !register;
   $("password-help").hidden = !register;
   for (const id of ["username", "password"]) $(id).removeAttribute("aria-invalid");
-  say("");
 }
 
 function checkFields(register) {
@@ -204,7 +205,8 @@ async function signIn(event) {
   }
   const button = $("sign-in-submit");
   button.disabled = true;
-  say(register ? "Creating your account…" : "Logging in…", "info");
+  const busy = register ? "Creating your account…" : "Logging in…";
+  say(busy, "info");
   const result = register ? await session.register(username, password) : await session.login(username, password);
   button.disabled = false;
   if (!result.ok) {
@@ -214,11 +216,16 @@ async function signIn(event) {
   }
   $("password").value = "";
   setMode("login");
-  say(register ? `Welcome, ${username}! Choose an action to start.` : "", "success");
+  if ($("message").textContent === busy) { // unless the stream had something to say meanwhile
+    say(register ? `Welcome, ${username}! Choose an action to start.` : "", "success");
+  }
 }
 
 $("sign-in").addEventListener("submit", signIn);
-$("switch-mode").addEventListener("click", () => setMode($("sign-in").dataset.mode === "login" ? "register" : "login"));
+$("switch-mode").addEventListener("click", () => {
+  setMode($("sign-in").dataset.mode === "login" ? "register" : "login");
+  say("");
+});
 $("logout").addEventListener("click", async () => {
   $("logout").disabled = true;
   await session.logout();

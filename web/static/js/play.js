@@ -3,7 +3,7 @@
 // Web Crypto, and follow the submission until it is applied, refused or failed.
 
 import { session } from "./session.js";
-import { actionName, duration, errorWords, number, ordinal, signedNumber } from "./words.js";
+import { actionName, clock, duration, errorWords, number, ordinal, signedNumber } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
 const POLL_MAX_MS = 5000;
@@ -129,7 +129,7 @@ export class Play {
     bar.max = Math.max(minimum, 1);
     bar.value = Math.min(elapsed, bar.max);
     $("timer").dataset.ready = ready;
-    $("elapsed").textContent = duration(Math.floor(elapsed / 100) * 100);
+    $("elapsed").textContent = clock(elapsed);
     $("timer-help").textContent = ready
       ? `Ready to submit. Expires in ${duration(Math.ceil(left / 1000) * 1000)}.`
       : `Fastest honest time: ${duration(minimum)}; results sent sooner are flagged for review. `

@@ -78,8 +78,9 @@ export class LiveStream extends EventTarget {
         this._failures += 1;
         this._setState(this._failures > 1 || this.state === "connecting" ? "offline" : "reconnecting");
         delay = Math.min(this.retryMs * 2 ** (this._failures - 1), MAX_BACKOFF_MS);
-      } else { // refused
+      } else { // refused: "reconnecting" until the listeners say better (a later success is "live" again)
         const { status, retryAfter } = outcome;
+        this._setState("reconnecting");
         this._emit("refused", outcome);
         if (status === 401 || status === 403) delay = Infinity; // until restart()
         else delay = Math.max(retryAfter || 0, status === 429 ? 5 : 1) * 1000;

@@ -61,14 +61,22 @@ const SUFFIX = { one: "st", two: "nd", few: "rd", other: "th" };
 /** "1st", "22nd", "13th". */
 export function ordinal(n) { return `${n}${SUFFIX[ORDINALS.select(n)]}`; }
 
-/** "1.5 s", "5 s", "2 min 30 s". */
+/** "40 ms", "1.5 s", "5 s", "2 min 30 s". */
 export function duration(ms) {
-  const s = Math.max(0, ms) / 1000;
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  const s = ms / 1000;
   if (s < 10 && s % 1) return `${s.toFixed(1)} s`;
   if (s < 60) return `${Math.round(s)} s`;
   const m = Math.floor(s / 60);
   const rest = Math.round(s - m * 60);
   return rest ? `${m} min ${rest} s` : `${m} min`;
+}
+
+/** A running clock: "0.0 s", "12.3 s", "2:05". */
+export function clock(ms) {
+  const s = Math.max(0, ms) / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
 }
 
 /** "12 s ago", "3 min ago". */
