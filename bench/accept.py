@@ -35,7 +35,7 @@ def prepare_bodies(svc: Services, base: str, count: int, players: list[Player] |
     settings = Settings.from_env(svc.env)
     r = redis.Redis.from_url(svc.redis.url)
     keys = Keys(svc.prefix)
-    tap = settings.action_types_by_name["tap"]
+    tap = settings.actions.by_name["tap"]
     path = tempfile.mktemp(prefix="sb-bodies-", suffix=".txt")
     with open(path, "w") as fh:
         for i in range(count):

@@ -21,7 +21,7 @@ from scoreboard import action_tokens, jobspec
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from scoreboard.submissions import accept
+from scoreboard.submissions import Submissions
 
 USERS = 1000
 
@@ -44,11 +44,12 @@ def prefill(svc: Services, user_ids: list[int], count: int, enqueue: bool = True
     settings = Settings.from_env(svc.env)
     r = redis.Redis.from_url(svc.redis.url)
     scripts, keys = Scripts(r), Keys(svc.prefix)
-    tap = settings.action_types_by_name["tap"]
+    submissions = Submissions(r, scripts, keys)
+    tap = settings.actions.by_name["tap"]
     batches = []
     for i in range(count):
         token = action_tokens.issue(r, keys, settings, user_ids[i % len(user_ids)], tap)
-        accepted = accept(r, scripts, keys, token, 1 + i % 50, int(time.time() * 1000), settings.batch_max)
+        accepted = submissions.accept(token, 1 + i % 50, int(time.time() * 1000), settings.batching.max_size)
         if accepted.new_batch:
             batches.append(accepted.batch_id)
     if enqueue:
@@ -61,10 +62,10 @@ def enqueue_all(svc: Services, batch_ids: list[str]) -> None:
     from rq import Callback, Queue, Retry
 
     settings = Settings.from_env(svc.env)
-    queue = Queue(settings.queue_name, connection=redis.Redis.from_url(svc.redis.url))
+    queue = Queue(settings.batching.queue, connection=redis.Redis.from_url(svc.redis.url))
     jobs = []
     for batch_id in batch_ids:
-        options = jobspec.apply_job_options(batch_id, settings.apply_job_timeout, svc.prefix)
+        options = jobspec.apply_job_options(batch_id, settings.batching.job_timeout, svc.prefix)
         options["timeout"] = options.pop("job_timeout")
         jobs.append(Queue.prepare_data(
             jobspec.APPLY_JOB, (batch_id,), on_failure=Callback(jobspec.APPLY_FAILURE_CALLBACK),
@@ -80,7 +81,7 @@ def drain(svc: Services, batch_ids: list[str], count: int, workers: int = 2) -> 
 
     r = redis.Redis.from_url(svc.redis.url)
     keys = Keys(svc.prefix)
-    queue = Queue(Settings.from_env(svc.env).queue_name, connection=r)
+    queue = Queue(Settings.from_env(svc.env).batching.queue, connection=r)
     launched = time.monotonic()
     procs = [svc.worker() for _ in range(workers)]
     while sum(w.get_state() == "idle" for w in Worker.all(queue=queue)) < workers:

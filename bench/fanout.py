@@ -247,7 +247,7 @@ def issue_tokens(r: redis.Redis, settings: Settings, owners: list[tuple[str, int
     from scoreboard import action_tokens
     from scoreboard.redis_client import Keys
 
-    keys, tap = Keys(settings.redis_prefix), settings.action_types_by_name["tap"]
+    keys, tap = Keys(settings.redis_prefix), settings.actions.by_name["tap"]
     out = []
     for access, uid in owners:
         record = action_tokens.issue(r, keys, settings, uid, tap)
@@ -409,7 +409,7 @@ def main() -> int:
         r.set(f"{settings.redis_prefix}rank:ready", 1)
         results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                "server_cpus": SERVER_CPUS, "client_cpus": CLIENT_CPUS},
-                   "stream": {"board_interval_ms": settings.stream_board_interval_ms},
+                   "stream": {"board_interval_ms": settings.stream.board_interval_ms},
                    "fanout": [], "end_to_end": []}
         kinds = ["stream", "bare"] if args.reference == "yes" else ["stream"]
         with tempfile.TemporaryDirectory() as tmp:

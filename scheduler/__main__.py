@@ -1,6 +1,6 @@
 """``python -m scheduler``: the one process that enqueues the periodic jobs.
 
-It is RQ's cron scheduler (``rq cron``) loading ``scheduler.cron``, plus what RQ's lacks:
+It is RQ's cron scheduler with the jobs of ``scheduler.cron``, plus what RQ's lacks:
 settings from the environment, JSON logs, metrics on ``METRICS_PORT``, and a leader lock
 in Redis, so that a second scheduler started by mistake waits on standby instead of
 enqueueing every job twice (and takes over when the first one stops).
@@ -20,12 +20,12 @@ import sys  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq.cron import CronScheduler  # noqa: E402
 
+from scheduler import cron  # noqa: E402
 from scoreboard import logs, metrics, startup  # noqa: E402
 from scoreboard.redis_client import Keys, make_redis  # noqa: E402
 from scoreboard.scripts import Scripts  # noqa: E402
 from scoreboard.settings import Settings, SettingsError  # noqa: E402
 
-CONFIG = "scheduler.cron"
 # The leader renews its lock at least this often; a standby takes over within LEADER_TTL_S.
 RENEW_S = 5
 LEADER_TTL_S = 20
@@ -76,7 +76,7 @@ def build(settings: Settings) -> LeaderCronScheduler:
     """The scheduler with the jobs of ``scheduler.cron`` registered."""
     scheduler = LeaderCronScheduler(make_redis(settings), Keys(settings.redis_prefix),
                                     logging_level=settings.log_level)
-    scheduler.load_config_from_file(CONFIG)
+    cron.register_all(scheduler, settings.batching.maintenance_queue)
     return scheduler
 
 
@@ -84,12 +84,12 @@ def main() -> int:
     try:
         settings = Settings.from_env()
         # the jobs run on workers: the scheduler itself needs Redis only
-        startup.check(settings, wait=float(os.environ.get("STARTUP_WAIT", "30")), database=False)
+        startup.check(settings, database=False)
     except (SettingsError, startup.StartupError) as exc:
         print(f"scheduler: cannot start: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, "scheduler")
-    metrics.serve(settings.metrics_port, settings.metrics_host)
+    metrics.serve(settings.metrics.port, settings.metrics.host)
     metrics.SCHEDULER_LEADER.set(0)
     build(settings).start()
     return 0

@@ -1,17 +1,19 @@
-"""The one list of periodic jobs, for ``python -m scheduler`` (or ``rq cron scheduler.cron``).
+"""The one list of periodic jobs: what runs, how often, with what time limit.
 
-Run exactly one scheduler: ``python -m scheduler`` takes a leader lock, so a second one
-waits on standby. The README's table of periodic jobs lists these, and a test checks it.
+``python -m scheduler`` registers them with RQ's cron scheduler on the maintenance queue
+(``MAINTENANCE_QUEUE_NAME``); the job bodies live with the workers
+(``workers/maintenance.py``). The README's table of periodic jobs lists these, and a test
+checks that they agree.
 """
 
-import os
+from rq.cron import CronScheduler
 
-from rq import cron
-
-from scheduler.jobs import purge_expired, reconcile_ranking, recover_batches, warm_board
-
-# Read once, when the scheduler loads this list (the workers use the same setting).
-QUEUE = os.environ.get("MAINTENANCE_QUEUE_NAME", "maintenance")
+from workers.maintenance import (
+    purge_expired,
+    reconcile_ranking,
+    recover_batches,
+    warm_board,
+)
 
 JOBS = (
     # (function, every N seconds, job timeout in seconds)
@@ -21,5 +23,9 @@ JOBS = (
     (purge_expired, 600, 600),
 )
 
-for func, interval, timeout in JOBS:
-    cron.register(func, QUEUE, interval=interval, job_timeout=timeout, result_ttl=300, failure_ttl=24 * 3600)
+
+def register_all(scheduler: CronScheduler, queue: str) -> None:
+    """Register every job of ``JOBS`` with ``scheduler``, to be enqueued on ``queue``."""
+    for func, interval, timeout in JOBS:
+        scheduler.register(func, queue, interval=interval, job_timeout=timeout, result_ttl=300,
+                           failure_ttl=24 * 3600)

@@ -28,9 +28,9 @@ class User:
 def make_hasher(settings: Settings) -> PasswordHasher:
     """Argon2id with the configured cost (OWASP's minimum by default)."""
     return PasswordHasher(
-        time_cost=settings.argon2_time_cost,
-        memory_cost=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism,
+        time_cost=settings.sessions.argon2_time_cost,
+        memory_cost=settings.sessions.argon2_memory_kib,
+        parallelism=settings.sessions.argon2_parallelism,
     )
 
 
@@ -75,11 +75,11 @@ def authenticate(engine: Engine, hasher: PasswordHasher, username: str, password
             hasher.verify(dummy, password)
         except VerificationError:
             pass
-        raise Refused("invalid_credentials", "Wrong username or password.")
+        raise Refused("invalid_credentials")
     try:
         hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError):
-        raise Refused("invalid_credentials", "Wrong username or password.") from None
+        raise Refused("invalid_credentials") from None
     if hasher.check_needs_rehash(row.password_hash):
         with engine.begin() as conn:
             conn.execute(update(users).where(users.c.id == row.id).values(password_hash=hasher.hash(password)))

@@ -52,7 +52,7 @@ def issue(r: redis.Redis, keys: Keys, settings: Settings, user_id: int, action_t
         user_id=user_id,
         action_type=action_type.name,
         issued_at=issued,
-        expires_at=issued + settings.action_token_ttl * 1000,
+        expires_at=issued + settings.actions.token_ttl * 1000,
         used=False,
     )
     key = keys.action_token(token)
@@ -68,7 +68,7 @@ def issue(r: redis.Redis, keys: Keys, settings: Settings, user_id: int, action_t
             "used": 0,
         },
     )
-    pipe.expire(key, settings.action_token_ttl + settings.clock_skew + EXPIRED_GRACE_S)
+    pipe.expire(key, settings.actions.token_ttl + settings.actions.clock_skew + EXPIRED_GRACE_S)
     pipe.execute()
     return record
 
@@ -111,12 +111,12 @@ def check_submission(
             or ``invalid_score``, the first that fails.
     """
     if record is None or record.user_id != user_id:
-        raise Refused("token_unknown", "This action token is unknown or was issued to someone else.")
+        raise Refused("token_unknown")
     if record.used:
-        raise Refused("token_used", "This action token has already been used.")
+        raise Refused("token_used")
     expected = signature(record.secret, record.token, score_delta, completed_at)
     if not hmac.compare_digest(expected, given_signature.lower()):
-        raise Refused("bad_signature", "The signature does not match this submission.")
+        raise Refused("bad_signature")
     now = now_ms() if now is None else now
     skew = clock_skew_s * 1000
     if (
@@ -125,8 +125,8 @@ def check_submission(
         or completed_at < record.issued_at - skew
         or completed_at > record.expires_at + skew
     ):
-        raise Refused("token_expired", "The action token's time limit has passed.")
+        raise Refused("token_expired")
     action_type = action_types.get(record.action_type)
     if action_type is None or not action_type.allows(score_delta):
-        raise Refused("invalid_score", "score_delta is outside the range allowed for this action type.")
+        raise Refused("invalid_score")
     return action_type

@@ -65,7 +65,7 @@ class Observation:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The configured threshold of each rule (see ``Settings.anomaly_*``).
+    """The configured threshold of each rule (``Settings.anomaly``, from ``ANOMALY_*``).
 
     Attributes:
         rate_window: seconds over which the submission rate is counted.
@@ -84,19 +84,6 @@ class Thresholds:
     zscore_history: int = 50
     jump_top: int = 10
     jump_from_rank: int = 100
-
-    @classmethod
-    def from_settings(cls, settings) -> "Thresholds":
-        """The thresholds of ``settings`` (a ``scoreboard.settings.Settings``)."""
-        return cls(
-            rate_window=settings.anomaly_rate_window,
-            rate_count=settings.anomaly_rate_count,
-            zscore=settings.anomaly_zscore,
-            zscore_min_samples=settings.anomaly_zscore_min_samples,
-            zscore_history=settings.anomaly_zscore_history,
-            jump_top=settings.anomaly_jump_top,
-            jump_from_rank=settings.anomaly_jump_from_rank,
-        )
 
 
 Rule = Callable[[Observation, Thresholds], "dict | None"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 
 import orjson
 import redis
@@ -18,11 +20,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from scoreboard import anomaly, anomaly_context, jobspec, metrics, ranking
-from scoreboard.logs import security_event
 from scoreboard.action_types import ActionType
+from scoreboard.errors import MESSAGES
+from scoreboard.logs import security_event
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
-from scoreboard.submissions import Submission, seal_batch
+from scoreboard.submissions import Submission, Submissions
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +67,49 @@ class Outcome:
     replayed: bool = False  # applied by an earlier attempt of the same batch
 
 
+class RankEntry(NamedTuple):
+    """A user's ranking entry as a batch leaves it, for Redis (``lua/ranking.lua``)."""
+
+    history_id: int  # the user's latest history row: orders updates of one user
+    score: int
+    member: str  # the sorted set member, or "" to take the user off the board
+    username: str
+
+
+class HistoryRow(NamedTuple):
+    id: int
+    user_id: int
+    action_id: str
+    action_type: str
+    score_change: int
+    new_score: int
+    submission_id: str
+
+
+class FlagRow(NamedTuple):
+    user_id: int
+    history_id: int
+    submission_id: str
+    action_id: str
+    score_change: int
+    rules: str  # JSON: {rule name: the figures that made it fire}
+
+
 @dataclass
 class BatchResult:
     outcomes: list[Outcome] = field(default_factory=list)
-    # user id -> (last history id, score, sorted set member or "" to remove, username)
-    users: dict[int, tuple[int, int, str, str]] = field(default_factory=dict)
+    users: dict[int, RankEntry] = field(default_factory=dict)
 
 
-def _rejected(sub: Submission, code: str, message: str) -> Outcome:
-    return Outcome(sub, "rejected", error={"code": code, "message": message})
+def _rejected(sub: Submission, code: str, message: str | None = None) -> Outcome:
+    return Outcome(sub, "rejected", error={"code": code, "message": MESSAGES[code] if message is None else message})
 
 
 def apply_in_transaction(conn: Connection, subs: list[Submission], action_types: dict[str, ActionType],
                          limits: anomaly.Thresholds | None = None) -> BatchResult:
-    """Apply ``subs`` inside the caller's transaction (which commits or rolls back).
+    """Apply ``subs`` inside the caller's transaction (which commits or rolls back), set based,
+    in four steps: lock the users, claim the action tokens, write the history (and the
+    users' scores), write the flags.
 
     Args:
         conn: the transaction.
@@ -85,97 +117,135 @@ def apply_in_transaction(conn: Connection, subs: list[Submission], action_types:
         action_types: the configured action types by name.
         limits: the anomaly rules' thresholds (default: ``anomaly.Thresholds()``).
     """
-    result = BatchResult()
-    user_ids = sorted({s.user_id for s in subs})
-    locked = {
-        row.id: row
-        for row in conn.exec_driver_sql(
-            "SELECT id, username, current_score, banned, last_history_id, score_reached_at"
-            " FROM users WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-            (user_ids,),
-        )
-    }
     outcomes: dict[str, Outcome] = {}
+    locked = _lock_users(conn, subs)
     candidates = []
     for sub in subs:
         user = locked.get(sub.user_id)
         if user is None:
             outcomes[sub.id] = _rejected(sub, "user_unknown", "The account no longer exists.")
         elif user.banned:
-            outcomes[sub.id] = _rejected(sub, "user_banned", "This account is banned.")
+            outcomes[sub.id] = _rejected(sub, "user_banned")
         else:
             candidates.append(sub)
+    fresh = _claim_tokens(conn, candidates, outcomes)
+    history, flags = _score(conn, fresh, locked, action_types, limits or anomaly.Thresholds(), outcomes)
+    result = BatchResult(users=_write_history(conn, history, locked))
+    _write_flags(conn, flags)
+    for uid, user in locked.items():  # users of the batch whose entry did not move
+        if uid not in result.users and user.score_reached_at is not None and not user.banned:
+            result.users[uid] = RankEntry(user.last_history_id, user.current_score,
+                                          ranking.member(uid, user.score_reached_at), user.username)
+    result.outcomes = [outcomes[s.id] for s in subs]
+    return result
 
-    fresh: list[tuple[Submission, int]] = []
-    if candidates:
-        history_ids = sorted(
-            row[0]
-            for row in conn.exec_driver_sql(
-                "SELECT nextval('score_history_id_seq') FROM generate_series(1, %s)", (len(candidates),)
-            )
+
+def _lock_users(conn: Connection, subs: list[Submission]) -> dict:
+    """Lock the batch's users (in id order, so that batches never deadlock); rows by id."""
+    return {
+        row.id: row
+        for row in conn.exec_driver_sql(
+            "SELECT id, username, current_score, banned, last_history_id, score_reached_at"
+            " FROM users WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            (sorted({s.user_id for s in subs}),),
         )
-        inserted = {
-            row[0]
-            for row in conn.exec_driver_sql(
-                "INSERT INTO action_tokens (token, used, user_id, action_type, submission_id, history_id, issued_at)"
-                " SELECT t, true, u, a, s, h, to_timestamp(i / 1000.0)"
-                " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])"
-                " AS v(t, u, a, s, h, i)"
-                " ON CONFLICT (token) DO NOTHING RETURNING token",
-                (
-                    [c.token for c in candidates],
-                    [c.user_id for c in candidates],
-                    [c.action_type for c in candidates],
-                    [c.id for c in candidates],
-                    history_ids,
-                    [c.issued_at for c in candidates],
-                ),
-            )
-        }
-        conflicts = []
-        for sub, history_id in zip(candidates, history_ids):
-            if sub.token in inserted:
-                inserted.discard(sub.token)  # a token twice in one batch counts once
-                fresh.append((sub, history_id))
-            else:
-                conflicts.append(sub)
-        if conflicts:
-            _resolve_conflicts(conn, conflicts, outcomes)
+    }
 
-    history, flags, finals = [], [], {}
-    context = anomaly_context.load(conn, sorted({sub.user_id for sub, _ in fresh}), limits or anomaly.Thresholds())
+
+def _claim_tokens(conn: Connection, candidates: list[Submission],
+                  outcomes: dict[str, Outcome]) -> list[tuple[Submission, int]]:
+    """Insert each submission's action token (the primary key makes it count once); return
+    the submissions whose token this batch claimed, each with its history id. The others
+    are settled in ``outcomes``: applied by an earlier attempt of the batch, or refused."""
+    if not candidates:
+        return []
+    history_ids = sorted(
+        row[0]
+        for row in conn.exec_driver_sql(
+            "SELECT nextval('score_history_id_seq') FROM generate_series(1, %s)", (len(candidates),)
+        )
+    )
+    inserted = {
+        row[0]
+        for row in conn.exec_driver_sql(
+            "INSERT INTO action_tokens (token, used, user_id, action_type, submission_id, history_id, issued_at)"
+            " SELECT t, true, u, a, s, h, to_timestamp(i / 1000.0)"
+            " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])"
+            " AS v(t, u, a, s, h, i)"
+            " ON CONFLICT (token) DO NOTHING RETURNING token",
+            (
+                [c.token for c in candidates],
+                [c.user_id for c in candidates],
+                [c.action_type for c in candidates],
+                [c.id for c in candidates],
+                history_ids,
+                [c.issued_at for c in candidates],
+            ),
+        )
+    }
+    fresh, conflicts = [], []
+    for sub, history_id in zip(candidates, history_ids):
+        if sub.token in inserted:
+            inserted.discard(sub.token)  # a token twice in one batch counts once
+            fresh.append((sub, history_id))
+        else:
+            conflicts.append(sub)
+    if conflicts:
+        _resolve_conflicts(conn, conflicts, outcomes)
+    return fresh
+
+
+def _score(conn: Connection, fresh: list[tuple[Submission, int]], locked: dict,
+           action_types: dict[str, ActionType], limits: anomaly.Thresholds,
+           outcomes: dict[str, Outcome]) -> tuple[list[HistoryRow], list[FlagRow]]:
+    """Each claimed submission's new score and the anomaly rules that fire on it (they
+    flag, never refuse); its outcome goes into ``outcomes``."""
+    history, flags = [], []
+    scores = {uid: user.current_score for uid, user in locked.items()}
+    context = anomaly_context.load(conn, sorted({sub.user_id for sub, _ in fresh}), limits)
     for sub, history_id in fresh:
-        user = locked[sub.user_id]
-        before = finals.get(sub.user_id, (0, user.current_score))[1]
-        score = before + sub.score_delta
-        finals[sub.user_id] = (history_id, score)
-        history.append((history_id, sub.user_id, sub.token, sub.action_type, sub.score_delta, score, sub.id))
-        action_type = action_types.get(sub.action_type) or ActionType(sub.action_type, sub.score_delta, sub.score_delta, 0)
+        before = scores[sub.user_id]
+        score = scores[sub.user_id] = before + sub.score_delta
+        history.append(HistoryRow(history_id, sub.user_id, sub.token, sub.action_type, sub.score_delta, score,
+                                  sub.id))
+        action_type = action_types.get(sub.action_type) or ActionType(sub.action_type, sub.score_delta,
+                                                                      sub.score_delta, 0)
         fired = anomaly.evaluate(
             context.observe(sub.user_id, action_type, sub.score_delta, sub.completed_at - sub.issued_at,
                             sub.accepted_at, before),
             context.limits,
         )
         if fired:
-            flags.append((sub.user_id, history_id, sub.id, sub.token, sub.score_delta, orjson.dumps(fired).decode()))
+            flags.append(FlagRow(sub.user_id, history_id, sub.id, sub.token, sub.score_delta,
+                                 orjson.dumps(fired).decode()))
         outcomes[sub.id] = Outcome(sub, "applied", score=score, flagged=bool(fired), rules=fired or None)
+    return history, flags
 
-    if history:
-        conn.exec_driver_sql(
-            "INSERT INTO score_history (id, user_id, action_id, action_type, score_change, new_score, submission_id)"
-            " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],"
-            " %s::bigint[], %s::text[])",
-            tuple(map(list, zip(*history))),
-        )
-        reached = conn.exec_driver_sql(
-            "UPDATE users SET current_score = v.s, last_history_id = v.h, score_reached_at = clock_timestamp()"
-            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, s, h)"
-            " WHERE users.id = v.id RETURNING users.id, users.score_reached_at",
-            (list(finals), [f[1] for f in finals.values()], [f[0] for f in finals.values()]),
-        )
-        for uid, reached_at in reached:
-            history_id, score = finals[uid]
-            result.users[uid] = (history_id, score, ranking.member(uid, reached_at), locked[uid].username)
+
+def _write_history(conn: Connection, history: list[HistoryRow], locked: dict) -> dict[int, RankEntry]:
+    """Insert the history rows and move each user to their last row's score; return the
+    users' new ranking entries."""
+    if not history:
+        return {}
+    conn.exec_driver_sql(
+        "INSERT INTO score_history (id, user_id, action_id, action_type, score_change, new_score, submission_id)"
+        " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],"
+        " %s::bigint[], %s::text[])",
+        tuple(map(list, zip(*history))),
+    )
+    last = {row.user_id: row for row in history}  # in order: each user's last row wins
+    reached = conn.exec_driver_sql(
+        "UPDATE users SET current_score = v.s, last_history_id = v.h, score_reached_at = clock_timestamp()"
+        " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, s, h)"
+        " WHERE users.id = v.id RETURNING users.id, users.score_reached_at",
+        (list(last), [row.new_score for row in last.values()], [row.id for row in last.values()]),
+    )
+    return {uid: RankEntry(last[uid].id, last[uid].new_score, ranking.member(uid, reached_at),
+                           locked[uid].username)
+            for uid, reached_at in reached}
+
+
+def _write_flags(conn: Connection, flags: list[FlagRow]) -> None:
     if flags:
         conn.exec_driver_sql(
             "INSERT INTO score_flags (user_id, history_id, submission_id, action_id, score_change, rules)"
@@ -183,13 +253,6 @@ def apply_in_transaction(conn: Connection, subs: list[Submission], action_types:
             " %s::bigint[], %s::text[]) AS v(u, h, s, a, d, r)",
             tuple(map(list, zip(*flags))),
         )
-    for uid, user in locked.items():
-        if uid not in result.users and user.score_reached_at is not None and not user.banned:
-            result.users[uid] = (
-                user.last_history_id, user.current_score, ranking.member(uid, user.score_reached_at), user.username
-            )
-    result.outcomes = [outcomes[s.id] for s in subs]
-    return result
 
 
 def _resolve_conflicts(conn: Connection, conflicts: list[Submission], outcomes: dict[str, Outcome]) -> None:
@@ -209,20 +272,25 @@ def _resolve_conflicts(conn: Connection, conflicts: list[Submission], outcomes: 
         if row is not None and row.submission_id == sub.id and row.new_score is not None:
             outcomes[sub.id] = Outcome(sub, "applied", score=row.new_score, flagged=row.flagged, replayed=True)
         else:
-            outcomes[sub.id] = _rejected(sub, "token_used", "This action token has already been used.")
+            outcomes[sub.id] = _rejected(sub, "token_used")
 
 
-def publish(r: redis.Redis, scripts: Scripts, keys: Keys, result: BatchResult, batch_id: str, result_ttl: int,
+def publish(submissions: Submissions, result: BatchResult, batch_id: str, result_ttl: int,
             board_ttl: int) -> tuple[int, bool]:
-    """Move Redis forward after commit. Returns (board version, whether the top 10 changed).
+    """Move Redis forward after commit: the ranking, the board, each submission's result and
+    event, and the batch settled (``batch_id`` "" for changes outside a batch).
+
+    Returns:
+        (board version, whether the top 10 changed).
 
     Raises:
         RankingNotReady: Redis lost the ranking; rebuild it, then publish again.
     """
-    args: list = [keys.events_channel, result_ttl, board_ttl, keys.submission(""), keys.done(""), batch_id,
+    keys = submissions.keys
+    args: list = [keys.events_channel, result_ttl, board_ttl, keys.submission_prefix, keys.done_prefix, batch_id,
                   EVENTS_LOG_LENGTH, len(result.users)]
-    for uid, (seq, score, member, name) in result.users.items():
-        args += [uid, seq, score, member, name]
+    for uid, entry in result.users.items():
+        args += [uid, *entry]
     args.append(len(result.outcomes))
     for o in result.outcomes:
         args += [
@@ -234,18 +302,16 @@ def publish(r: redis.Redis, scripts: Scripts, keys: Keys, result: BatchResult, b
             "true" if o.flagged else "false",
             orjson.dumps(o.error).decode() if o.error else "",
         ]
-    reply = scripts.publish(
+    reply = submissions.scripts.publish(
         keys=[
             *ranking.ranking_keys(keys),
             keys.ranking_ready,
             keys.board_version,
             keys.board_top,
             keys.board_top10,
-            keys.board_top + ":last10",
+            keys.board_published,
             keys.events_log,
-            keys.batch(batch_id),
-            keys.batches,
-            keys.pending_count,
+            *submissions.settle_keys(batch_id),
         ],
         args=args,
     )
@@ -284,6 +350,10 @@ class Applier:
     transient_wait_s: float = 15.0
     limits: anomaly.Thresholds = field(default_factory=anomaly.Thresholds)
 
+    @cached_property
+    def submissions(self) -> Submissions:
+        return Submissions(self.redis, self.scripts, self.keys)
+
     def apply_batch(self, batch_id: str) -> dict:
         """Seal the batch and apply it. Idempotent: safe to run again after any failure.
 
@@ -293,12 +363,12 @@ class Applier:
             Exception: a connection still lost after ``transient_wait_s``, and any failure
                 of a split-off batch, propagate (RQ retries the job).
         """
-        subs = [s for s in seal_batch(self.scripts, self.keys, batch_id) if s.state in ("queued", "failed")]
+        subs = [s for s in self.submissions.seal(batch_id) if s.state in ("queued", "failed")]
         return self.apply_submissions(subs, batch_id)
 
     def apply_submissions(self, subs: list[Submission], batch_id: str) -> dict:
         if not subs:
-            self.forget_batch(batch_id)
+            self.submissions.forget(batch_id)
             return {"batch_id": batch_id, "applied": 0, "rejected": 0, "version": None, "board_changed": False}
         started = time.perf_counter()
         request_ids = sorted({s.request_id for s in subs if s.request_id})
@@ -352,12 +422,5 @@ class Applier:
                 time.sleep(delay)
                 delay = min(delay * 2, 3.0)
 
-    def forget_batch(self, batch_id: str) -> None:
-        """Drop a batch whose submissions are all settled or moved to other batches."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.keys.batch(batch_id))
-        pipe.zrem(self.keys.batches, batch_id)
-        pipe.execute()
-
     def _publish(self, result: BatchResult, batch_id: str) -> tuple[int, bool]:
-        return publish(self.redis, self.scripts, self.keys, result, batch_id, self.result_ttl, self.board_ttl)
+        return publish(self.submissions, result, batch_id, self.result_ttl, self.board_ttl)

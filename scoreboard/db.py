@@ -116,13 +116,13 @@ class ReadRouter:
 
 
 def make_read_router(settings: Settings, primary: Engine) -> ReadRouter:
-    """The read router of ``settings.database_replica_urls`` (no replicas: always the primary)."""
+    """The read router of ``settings.replicas.urls`` (no replicas: always the primary)."""
     replicas = [
         create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True,
                       connect_args={"connect_timeout": 2, "application_name": "scoreboard-read"})
-        for url in settings.database_replica_urls
+        for url in settings.replicas.urls
     ]
-    return ReadRouter(primary, replicas, settings.replica_max_lag_s)
+    return ReadRouter(primary, replicas, settings.replicas.max_lag_s)
 
 
 def instrument_pool(engine: Engine, pool: str = "primary") -> None:

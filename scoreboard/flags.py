@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-STATES = ("open", "approved", "reverted")
-
 
 @dataclass(frozen=True)
 class FlagPage:

@@ -18,14 +18,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from scoreboard import ranking
 from scoreboard.action_types import INT64_MAX
-from scoreboard.apply import BatchResult, RankingNotReady, publish
+from scoreboard.apply import BatchResult, RankEntry, RankingNotReady, publish
 from scoreboard.errors import Refused
 from scoreboard.events import logout_message
 from scoreboard.logs import security_event
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
-
-DECISIONS = ("approve", "revert")
+from scoreboard.submissions import Submissions
 
 
 @dataclass(frozen=True)
@@ -110,37 +109,29 @@ class Moderator:
             Refused: ``not_found``, ``flag_resolved`` (already decided), ``invalid_score``
                 (the revert would overflow the score).
         """
-        if decision not in DECISIONS:
-            raise Refused("invalid_request", "decision must be approve or revert.")
+        if decision == "approve":
+            return self.approve(flag_id, admin_id)
+        if decision == "revert":
+            return self.revert(flag_id, admin_id)
+        raise Refused("invalid_request", "decision must be approve or revert.")
+
+    def approve(self, flag_id: int, admin_id: int) -> Decision:
+        """Close a flag as approved: the submission's points stay."""
         with self.engine.begin() as conn:
-            flag = conn.exec_driver_sql(
-                "SELECT f.id, f.user_id, f.state, f.score_change, f.submission_id, h.action_type"
-                " FROM score_flags f JOIN score_history h ON h.id = f.history_id WHERE f.id = %s FOR UPDATE OF f",
-                (flag_id,),
-            ).one_or_none()
-            if flag is None:
-                raise Refused("not_found", "There is no flag with this id.")
-            if flag.state != "open":
-                raise Refused("flag_resolved", f"This flag was already resolved ({flag.state}).")
-            user = _lock_user(conn, flag.user_id)
-            state = "approved" if decision == "approve" else "reverted"
-            conn.exec_driver_sql(
-                "UPDATE score_flags SET state = %s, resolved_at = now(), resolved_by = %s WHERE id = %s",
-                (state, admin_id, flag_id),
-            )
-            if decision == "approve":
-                approved = Decision(user.id, user.username, user.current_score, user.banned, state)
-            else:
-                approved = None
-                score, seq, reached_at = self._revert(conn, user, flag)
-        if approved is not None:
-            security_event("flag_resolved", flag_id=flag_id, decision=decision, user_id=user.id, admin_id=admin_id)
-            return approved
+            _flag, user = _close_flag(conn, flag_id, "approved", admin_id)
+        security_event("flag_resolved", flag_id=flag_id, decision="approve", user_id=user.id, admin_id=admin_id)
+        return Decision(user.id, user.username, user.current_score, user.banned, "approved")
+
+    def revert(self, flag_id: int, admin_id: int) -> Decision:
+        """Close a flag as reverted: the submission's points are taken back, and the board follows."""
+        with self.engine.begin() as conn:
+            flag, user = _close_flag(conn, flag_id, "reverted", admin_id)
+            score, seq, reached_at = self._revert(conn, user, flag)
         member = "" if user.banned else ranking.member(user.id, reached_at)
         version = self._publish(user.id, seq, score, member, user.username)
-        security_event("flag_resolved", flag_id=flag_id, decision=decision, user_id=user.id,
+        security_event("flag_resolved", flag_id=flag_id, decision="revert", user_id=user.id,
                        score_change=-flag.score_change, admin_id=admin_id)
-        return Decision(user.id, user.username, score, user.banned, state, version)
+        return Decision(user.id, user.username, score, user.banned, "reverted", version)
 
     @staticmethod
     def _revert(conn: Connection, user, flag) -> tuple[int, int, object]:
@@ -158,7 +149,7 @@ class Moderator:
 
     def _publish(self, user_id: int, seq: int, score: int, member: str, username: str) -> int | None:
         """Move the user's ranking entry, recompute and publish the board."""
-        result = BatchResult(users={user_id: (seq, score, member, username)})
+        result = BatchResult(users={user_id: RankEntry(seq, score, member, username)})
         try:
             return self._publish_once(result)
         except RankingNotReady:
@@ -170,8 +161,30 @@ class Moderator:
                 return None
 
     def _publish_once(self, result: BatchResult) -> int:
-        version, _ = publish(self.redis, self.scripts, self.keys, result, "", self.result_ttl, self.board_ttl)
+        version, _ = publish(Submissions(self.redis, self.scripts, self.keys), result, "", self.result_ttl,
+                             self.board_ttl)
         return version
+
+
+def _close_flag(conn: Connection, flag_id: int, state: str, admin_id: int):
+    """Lock an open flag and its user, and close the flag as ``state``; return (flag, user).
+
+    Raises:
+        Refused: ``not_found``, ``flag_resolved``.
+    """
+    flag = conn.exec_driver_sql(
+        "SELECT f.id, f.user_id, f.state, f.score_change, f.submission_id, h.action_type"
+        " FROM score_flags f JOIN score_history h ON h.id = f.history_id WHERE f.id = %s FOR UPDATE OF f",
+        (flag_id,),
+    ).one_or_none()
+    if flag is None:
+        raise Refused("not_found", "There is no flag with this id.")
+    if flag.state != "open":
+        raise Refused("flag_resolved", f"This flag was already resolved ({flag.state}).")
+    user = _lock_user(conn, flag.user_id)
+    conn.exec_driver_sql("UPDATE score_flags SET state = %s, resolved_at = now(), resolved_by = %s WHERE id = %s",
+                         (state, admin_id, flag_id))
+    return flag, user
 
 
 def _lock_user(conn: Connection, user_id: int):

@@ -21,10 +21,9 @@ import logging
 from dataclasses import dataclass
 
 import orjson
-import redis
 
 from scoreboard.action_tokens import EXPIRED_GRACE_S, now_ms
-from scoreboard.redis_client import Keys
+from scoreboard.submissions import Submissions
 
 log = logging.getLogger(__name__)
 
@@ -58,53 +57,57 @@ class Lifetimes:
     failed: int
 
 
-def purge(r: redis.Redis, keys: Keys, lifetimes: Lifetimes, now: int | None = None) -> Report:
+def purge(submissions: Submissions, lifetimes: Lifetimes, now: int | None = None) -> Report:
     """One pass over the service's Redis keys (SCAN, in chunks). Safe to run twice.
 
     Args:
+        submissions: the accepted submissions (their Redis connection and keys).
         lifetimes: the TTLs to give (``ACTION_TOKEN_TTL`` + skew + grace, ``RESULT_TTL``,
             the failed-job lifetime).
         now: unix ms (default: now).
     """
+    r, keys = submissions.redis, submissions.keys
     now = now_ms() if now is None else now
     report = Report()
-    _drop_stale_batches(r, keys, lifetimes, now, report)
-    prefixes = (keys.action_token(""), keys.submission(""), keys.done(""))
+    _drop_stale_batches(submissions, lifetimes, now, report)
+    prefixes = (keys.action_token(""), keys.submission_prefix, keys.done_prefix)
     chunk: list[bytes] = []
     for key in r.scan_iter(match=f"{keys.prefix}*", count=SCAN_COUNT):
         if key.decode().startswith(prefixes):
             chunk.append(key)
             if len(chunk) >= SCAN_COUNT:
-                _settle(r, keys, chunk, lifetimes, now, report)
+                _settle(submissions, chunk, lifetimes, now, report)
                 chunk = []
     if chunk:
-        _settle(r, keys, chunk, lifetimes, now, report)
+        _settle(submissions, chunk, lifetimes, now, report)
     return report
 
 
-def _settle(r: redis.Redis, keys: Keys, names: list[bytes], lifetimes: Lifetimes, now: int, report: Report) -> None:
+def _settle(submissions: Submissions, names: list[bytes], lifetimes: Lifetimes, now: int, report: Report) -> None:
+    r, keys = submissions.redis, submissions.keys
     pipe = r.pipeline(transaction=False)
     for name in names:
         pipe.ttl(name)
     forever = [name.decode() for name, ttl in zip(names, pipe.execute()) if ttl == -1]
     if not forever:
         return
-    subs = [k for k in forever if k.startswith(keys.submission(""))]
+    subs = [k for k in forever if k.startswith(keys.submission_prefix)]
     pipe = r.pipeline(transaction=False)
     for key in forever:
         if key.startswith(keys.action_token("")):
             pipe.expire(key, lifetimes.action_token)
             report.tokens_expiring += 1
-        elif key.startswith(keys.done("")):
+        elif key.startswith(keys.done_prefix):
             pipe.expire(key, DONE_TTL_S)
             report.done_expiring += 1
     pipe.execute()
     if subs:
-        _settle_submissions(r, keys, subs, lifetimes, now, report)
+        _settle_submissions(submissions, subs, lifetimes, now, report)
 
 
-def _settle_submissions(r: redis.Redis, keys: Keys, subs: list[str], lifetimes: Lifetimes, now: int,
+def _settle_submissions(submissions: Submissions, subs: list[str], lifetimes: Lifetimes, now: int,
                         report: Report) -> None:
+    r, keys = submissions.redis, submissions.keys
     pipe = r.pipeline(transaction=False)
     for key in subs:
         pipe.hmget(key, "state", "batch", "accepted_at")
@@ -115,6 +118,7 @@ def _settle_submissions(r: redis.Redis, keys: Keys, subs: list[str], lifetimes: 
         pipe.zscore(keys.batches, (batch or b"").decode())
     batch_state = pipe.execute()
     pipe = r.pipeline(transaction=False)
+    lost = []
     for i, (key, (state, batch, accepted_at)) in enumerate(zip(subs, fields)):
         state = (state or b"").decode()
         if state in ("applied", "rejected"):
@@ -127,33 +131,18 @@ def _settle_submissions(r: redis.Redis, keys: Keys, subs: list[str], lifetimes: 
             batch_alive = batch_state[2 * i] or batch_state[2 * i + 1] is not None
             old = int(accepted_at or 0) < now - ORPHAN_AFTER_S * 1000
             if not batch_alive and old:
-                pipe.hset(key, mapping={"state": "failed", "error": LOST})
-                pipe.expire(key, lifetimes.result)
-                report.submissions_lost += 1
+                lost.append(key)
     pipe.execute()
-    if report.submissions_lost:
-        log.warning("lost submissions marked failed", extra={"submissions": report.submissions_lost})
+    if lost:
+        submissions.fail_lost(lost, LOST, lifetimes.result)
+        report.submissions_lost += len(lost)
+        log.warning("lost submissions marked failed", extra={"submissions": len(lost)})
 
 
-def _drop_stale_batches(r: redis.Redis, keys: Keys, lifetimes: Lifetimes, now: int, report: Report) -> None:
+def _drop_stale_batches(submissions: Submissions, lifetimes: Lifetimes, now: int, report: Report) -> None:
     cutoff = now - (lifetimes.failed + STALE_BATCH_MARGIN_S) * 1000
-    for raw in r.zrangebyscore(keys.batches, 0, cutoff, start=0, num=SCAN_COUNT):
-        batch_id = raw.decode()
-        ids = [i.decode() for i in r.lrange(keys.batch(batch_id), 0, -1)]
-        pipe = r.pipeline(transaction=False)
-        for sid in ids:
-            pipe.hget(keys.submission(sid), "state")
-        states = pipe.execute()
-        pipe = r.pipeline(transaction=True)
-        for sid, state in zip(ids, states):
-            if state in (b"queued", b"failed"):  # never rewrite a settled one; never create a hash
-                pipe.hset(keys.submission(sid), mapping={"state": "failed", "error": LOST})
-                pipe.expire(keys.submission(sid), lifetimes.result)
-        pipe.delete(keys.batch(batch_id))
-        pipe.zrem(keys.batches, batch_id)
-        if ids:
-            pipe.decrby(keys.pending_count, len(ids))
-        pipe.execute()
+    for raw in submissions.redis.zrangebyscore(submissions.keys.batches, 0, cutoff, start=0, num=SCAN_COUNT):
+        submissions.drop(raw.decode(), LOST, lifetimes.result)
         report.batches_dropped += 1
     if report.batches_dropped:
         log.warning("stale batches dropped", extra={"batches": report.batches_dropped})

@@ -34,8 +34,26 @@ class Keys:
     def batch(self, batch_id: str) -> str:
         return f"{self.prefix}batch:{batch_id}"
 
+    @property
+    def submission_prefix(self) -> str:
+        """What ``submission(id)`` puts before the id (for the scripts that build the keys)."""
+        return self.submission("")
+
+    @property
+    def done_prefix(self) -> str:
+        return self.done("")
+
+    @property
+    def batch_prefix(self) -> str:
+        return self.batch("")
+
     def revoked(self, jti: str) -> str:
+        """Set when the access or refresh token ``jti`` is revoked (logout)."""
         return f"{self.prefix}revoked:{jti}"
+
+    def revoked_session(self, session_id: str) -> str:
+        """Set when every token of the login session ``session_id`` is revoked (logout)."""
+        return self.revoked(f"sid:{session_id}")
 
     @property
     def batch_open(self) -> str:
@@ -100,6 +118,10 @@ class Keys:
     def board_published(self) -> str:
         """The entries of the top 10 last published (publish.lua, republish.lua)."""
         return f"{self.prefix}board:top:last10"
+
+    def job_lock(self, job: str) -> str:
+        """Held while a run of the periodic job ``job`` is under way (``workers.maintenance``)."""
+        return f"{self.prefix}cron:{job}"
 
     @property
     def maintenance_report(self) -> str:

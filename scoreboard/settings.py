@@ -1,5 +1,11 @@
 """Settings, read once from the environment by each entry point into a frozen object.
 
+Every environment variable the service reads is read here, in ``Settings.from_env``
+(gunicorn's config files read their own: ports, worker counts, timeouts). The fields come
+in small groups (rate limits, sessions, action tokens, queues and batching, the stream,
+the anomaly rules, replicas, metrics, HTTP), each a frozen object with its defaults;
+``tests/test_settings.py`` holds that nothing else reads ``os.environ``.
+
 There are no default secrets: ``SECRET_KEY`` must be given. ``make run`` creates a
 development key under ``.local/`` for you; production refuses to start without one.
 """
@@ -14,13 +20,15 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from scoreboard.action_types import ActionType, DEFAULT_ACTION_TYPES, parse_action_types
+from scoreboard.anomaly import Thresholds
 
 
 class SettingsError(Exception):
     """Raised when the environment does not describe a runnable service."""
 
 
-def _bool(value: str | None, default: bool) -> bool:
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
     if value is None or value == "":
         return default
     lowered = value.strip().lower()
@@ -28,7 +36,7 @@ def _bool(value: str | None, default: bool) -> bool:
         return True
     if lowered in {"0", "false", "no", "off"}:
         return False
-    raise SettingsError(f"expected a boolean, got {value!r}")
+    raise SettingsError(f"{name} must be true or false, got {value!r}")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -89,6 +97,142 @@ def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """Flask-Limiter limit strings (``RATE_LIMIT_*``), per user once authenticated, else per address.
+
+    Attributes:
+        enabled: ``RATELIMIT_ENABLED``; false turns every limit off (load tests).
+    """
+
+    enabled: bool = True
+    submit: str = "20 per second;600 per minute"
+    actions: str = "20 per second;600 per minute"
+    login: str = "10 per minute"
+    register: str = "20 per hour"
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """JWT lifetimes (seconds) and the password hasher's cost (Argon2id, OWASP's minimum)."""
+
+    access_expires: int = 3600
+    refresh_expires: int = 30 * 24 * 3600
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19 * 1024
+    argon2_parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class Actions:
+    """The action types and their one-time tokens.
+
+    Attributes:
+        types: the configured action types (``ACTION_TYPES`` or ``ACTION_TYPES_FILE``).
+        token_ttl: seconds an action token lives.
+        clock_skew: seconds a client's clock may be off.
+    """
+
+    types: tuple[ActionType, ...] = field(default_factory=lambda: DEFAULT_ACTION_TYPES)
+    token_ttl: int = 300
+    clock_skew: int = 30
+
+    @property
+    def by_name(self) -> dict[str, ActionType]:
+        return {a.name: a for a in self.types}
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Accepted submissions on their way to the workers.
+
+    Attributes:
+        queue: the RQ queue of the apply jobs; ``maintenance_queue`` the periodic jobs'.
+        max_size: most submissions in one batch (one transaction).
+        pending_cap: most accepted submissions waiting; beyond it submit answers 503.
+        job_timeout: seconds an apply job may run.
+        result_ttl: seconds a submission's result is kept for its client.
+        prefer_wait_max: the longest ``Prefer: wait=N`` honoured (at most 10 s).
+    """
+
+    queue: str = "scores"
+    maintenance_queue: str = "maintenance"
+    max_size: int = 500
+    pending_cap: int = 100_000
+    job_timeout: int = 30
+    result_ttl: int = 24 * 3600
+    prefer_wait_max: float = 10.0
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The live stream (``GET /api/scoreboard/stream``, see ``web/stream/``).
+
+    Attributes:
+        url: where the page opens the stream ("" : the API's own origin).
+        queue_max: events one viewer may have waiting; >= ``Batching.max_size``, so one
+            batch of one user never overflows it.
+        redis_connections: per stream process: one holds the subscription, the others
+            run the commands.
+        max_anonymous_per_address: streams without a token (the board alone) per client
+            address (a venue's NAT shares one); 0 turns anonymous viewers away.
+    """
+
+    url: str = ""
+    retry_ms: int = 3000
+    heartbeat: float = 15.0
+    board_interval_ms: int = 100
+    queue_max: int = 512
+    send_timeout: float = 30.0
+    max_per_user: int = 5
+    max_anonymous_per_address: int = 50
+    replay_window: int = 10_000
+    redis_connections: int = 2
+    send_buffer: int = 32 * 1024
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """Read replicas for read-only queries, and how much replay lag each may have."""
+
+    urls: tuple[str, ...] = ()
+    max_lag_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Prometheus metrics.
+
+    Attributes:
+        port: a worker's or the scheduler's own ``/metrics`` port (0: none); the web and
+            the stream serve ``/metrics`` themselves.
+        token: when set, the web's ``/metrics`` answers only ``Authorization: Bearer <token>``.
+    """
+
+    port: int = 0
+    host: str = "0.0.0.0"
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class Http:
+    """What the API's HTTP layer enforces besides the contract's checks.
+
+    Attributes:
+        max_content_length: the largest request body, in bytes.
+        trusted_proxies: proxies in front of the app to trust for X-Forwarded-For/-Proto (nginx: 1).
+        cors_origins: browser origins allowed to call the API cross-origin (exact origins, or "*").
+        hsts_max_age: Strict-Transport-Security max-age in seconds (0: no header).
+        admin_cookie_secure: the rq-dashboard session cookie is sent over HTTPS only.
+    """
+
+    max_content_length: int = 16 * 1024
+    trusted_proxies: int = 0
+    cors_origins: tuple[str, ...] = ()
+    hsts_max_age: int = 0
+    admin_cookie_secure: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a process needs to know, fixed at start.
 
@@ -98,6 +242,9 @@ class Settings:
         redis_url: URL of the Redis holding queues, tokens, the ranking and events.
         secret_key: Flask secret; also signs JWTs unless ``jwt_secret_key`` is set.
         redis_prefix: Prefix of every key and pub/sub channel the service owns.
+        board_cache_ttl: seconds the cached board lives without an update.
+        startup_wait: seconds a process waits at start for PostgreSQL and Redis to answer.
+        startup_check_database: whether the web's start-up check waits for PostgreSQL too.
     """
 
     database_url: str
@@ -107,72 +254,20 @@ class Settings:
     env: str = "development"
     port: int = 8000
     redis_prefix: str = "sb:"
-    queue_name: str = "scores"
-    maintenance_queue_name: str = "maintenance"
-    ratelimit_enabled: bool = True
-    rate_limit_submit: str = "20 per second;600 per minute"
-    rate_limit_actions: str = "20 per second;600 per minute"
-    rate_limit_login: str = "10 per minute"
-    rate_limit_register: str = "20 per hour"
-    access_token_expires: int = 3600
-    refresh_token_expires: int = 30 * 24 * 3600
-    action_token_ttl: int = 300
-    clock_skew: int = 30
-    action_types: tuple[ActionType, ...] = field(default_factory=lambda: DEFAULT_ACTION_TYPES)
-    max_content_length: int = 16 * 1024
-    prefer_wait_max: float = 10.0
-    batch_max: int = 500
-    # Most accepted submissions waiting to be applied; beyond it submit answers 503.
-    pending_cap: int = 100_000
-    apply_job_timeout: int = 30
-    result_ttl: int = 24 * 3600
     board_cache_ttl: int = 5
-    argon2_time_cost: int = 2
-    argon2_memory_kib: int = 19 * 1024
-    argon2_parallelism: int = 1
     db_pool_size: int = 10
-    # Read replicas for read-only queries, and how much replay lag each may have.
-    # How many proxies in front of the app to trust for X-Forwarded-For/-Proto (nginx: 1).
-    trusted_proxies: int = 0
-    database_replica_urls: tuple[str, ...] = ()
-    replica_max_lag_s: float = 5.0
     log_level: str = "INFO"
-    # The live stream (GET /api/scoreboard/stream), see web/stream/.
-    stream_url: str = ""
-    stream_retry_ms: int = 3000
-    stream_heartbeat: float = 15.0
-    stream_board_interval_ms: int = 100
-    stream_queue_max: int = 512  # >= BATCH_MAX: one batch of one user never overflows it
-    stream_send_timeout: float = 30.0
-    stream_max_per_user: int = 5
-    # Streams without a token (the board alone) per client address (a venue's NAT shares one).
-    stream_max_anonymous_per_address: int = 50
-    stream_replay_window: int = 10_000
-    stream_redis_connections: int = 2  # one holds the subscription, one runs the commands
-    stream_send_buffer: int = 32 * 1024
-    # Port of the worker's or scheduler's own /metrics (0: none); the web serves /metrics itself.
-    metrics_port: int = 0
-    metrics_host: str = "0.0.0.0"
-    # When set, the web's /metrics answers only ``Authorization: Bearer <metrics_token>``.
-    metrics_token: str = ""
-    # Browser origins allowed to call the API cross-origin (exact origins, or "*").
-    cors_origins: tuple[str, ...] = ()
-    # Strict-Transport-Security max-age in seconds (0: no header).
-    hsts_max_age: int = 0
-    # The rq-dashboard session cookie is sent over HTTPS only.
-    admin_cookie_secure: bool = True
-    # Anomaly rules (flag, never refuse); see scoreboard/anomaly.py.
-    anomaly_rate_window: int = 60
-    anomaly_rate_count: int = 480
-    anomaly_zscore: float = 3.5
-    anomaly_zscore_min_samples: int = 10
-    anomaly_zscore_history: int = 50
-    anomaly_jump_top: int = 10
-    anomaly_jump_from_rank: int = 100
-
-    @property
-    def action_types_by_name(self) -> dict[str, ActionType]:
-        return {a.name: a for a in self.action_types}
+    startup_wait: float = 30.0
+    startup_check_database: bool = True
+    limits: RateLimits = field(default_factory=RateLimits)
+    sessions: Sessions = field(default_factory=Sessions)
+    actions: Actions = field(default_factory=Actions)
+    batching: Batching = field(default_factory=Batching)
+    stream: Stream = field(default_factory=Stream)
+    anomaly: Thresholds = field(default_factory=Thresholds)
+    replicas: Replicas = field(default_factory=Replicas)
+    metrics: Metrics = field(default_factory=Metrics)
+    http: Http = field(default_factory=Http)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -197,19 +292,6 @@ class Settings:
             for name, value in (("SECRET_KEY", secret), ("JWT_SECRET_KEY", jwt_secret)):
                 if len(value) < 32 or value.lower() in {"dev", "secret", "changeme", "change-me"}:
                     raise SettingsError(f"{name} is too weak for production: use at least 32 random characters")
-        types_raw = env.get("ACTION_TYPES")
-        types_file = env.get("ACTION_TYPES_FILE")
-        if types_file:
-            try:
-                with open(types_file, encoding="utf-8") as fh:
-                    types_raw = fh.read()
-            except OSError as exc:
-                raise SettingsError(f"ACTION_TYPES_FILE cannot be read: {exc}") from None
-        try:
-            action_types = parse_action_types(json.loads(types_raw)) if types_raw else DEFAULT_ACTION_TYPES
-        except (ValueError, TypeError) as exc:
-            raise SettingsError(f"ACTION_TYPES is not valid: {exc}") from None
-        rate_window = _int(env, "ANOMALY_RATE_WINDOW", cls.anomaly_rate_window, 1)
         return cls(
             database_url=database_url_from_env(env),
             redis_url=env["REDIS_URL"],
@@ -218,62 +300,115 @@ class Settings:
             env=mode,
             port=_int(env, "PORT", 8000, 1),
             redis_prefix=env.get("REDIS_PREFIX", "sb:"),
-            queue_name=env.get("QUEUE_NAME", cls.queue_name),
-            maintenance_queue_name=env.get("MAINTENANCE_QUEUE_NAME", cls.maintenance_queue_name),
-            ratelimit_enabled=_bool(env.get("RATELIMIT_ENABLED"), True),
-            rate_limit_submit=env.get("RATE_LIMIT_SUBMIT", cls.rate_limit_submit),
-            rate_limit_actions=env.get("RATE_LIMIT_ACTIONS", cls.rate_limit_actions),
-            rate_limit_login=env.get("RATE_LIMIT_LOGIN", cls.rate_limit_login),
-            rate_limit_register=env.get("RATE_LIMIT_REGISTER", cls.rate_limit_register),
-            access_token_expires=_int(env, "ACCESS_TOKEN_EXPIRES", cls.access_token_expires, 1),
-            refresh_token_expires=_int(env, "REFRESH_TOKEN_EXPIRES", cls.refresh_token_expires, 1),
-            action_token_ttl=_int(env, "ACTION_TOKEN_TTL", cls.action_token_ttl, 1),
-            clock_skew=_int(env, "CLOCK_SKEW", cls.clock_skew, 0),
-            action_types=action_types,
-            max_content_length=_int(env, "MAX_CONTENT_LENGTH", cls.max_content_length, 256),
-            prefer_wait_max=min(_float(env, "PREFER_WAIT_MAX", cls.prefer_wait_max), 10.0),
-            batch_max=_int(env, "BATCH_MAX", cls.batch_max, 1),
-            pending_cap=_int(env, "PENDING_CAP", cls.pending_cap, 0),
-            apply_job_timeout=_int(env, "APPLY_JOB_TIMEOUT", cls.apply_job_timeout, 1),
-            result_ttl=_int(env, "RESULT_TTL", cls.result_ttl, 1),
             board_cache_ttl=_int(env, "BOARD_CACHE_TTL", cls.board_cache_ttl, 1),
-            argon2_time_cost=_int(env, "ARGON2_TIME_COST", cls.argon2_time_cost, 1),
-            argon2_memory_kib=_int(env, "ARGON2_MEMORY_KIB", cls.argon2_memory_kib, 8),
-            argon2_parallelism=_int(env, "ARGON2_PARALLELISM", cls.argon2_parallelism, 1),
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1),
-            database_replica_urls=tuple(
-                u.strip().replace("postgres://", "postgresql://", 1)
-                for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()
-            ),
-            trusted_proxies=_int(env, "TRUSTED_PROXIES", cls.trusted_proxies, 0),
-            replica_max_lag_s=_float(env, "REPLICA_MAX_LAG", cls.replica_max_lag_s),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
-            stream_url=env.get("STREAM_URL", ""),
-            stream_retry_ms=_int(env, "STREAM_RETRY_MS", cls.stream_retry_ms, 100),
-            stream_heartbeat=max(_float(env, "STREAM_HEARTBEAT", cls.stream_heartbeat), 0.2),
-            stream_board_interval_ms=_int(env, "STREAM_BOARD_INTERVAL_MS", cls.stream_board_interval_ms, 0),
-            stream_queue_max=_int(env, "STREAM_QUEUE_MAX", cls.stream_queue_max, 1),
-            stream_send_timeout=max(_float(env, "STREAM_SEND_TIMEOUT", cls.stream_send_timeout), 0.5),
-            stream_max_per_user=_int(env, "STREAM_MAX_PER_USER", cls.stream_max_per_user, 1),
-            stream_max_anonymous_per_address=_int(env, "STREAM_MAX_ANONYMOUS_PER_ADDRESS",
-                                                  cls.stream_max_anonymous_per_address, 0),
-            stream_replay_window=_int(env, "STREAM_REPLAY_WINDOW", cls.stream_replay_window, 1),
-            stream_redis_connections=_int(env, "STREAM_REDIS_CONNECTIONS", cls.stream_redis_connections, 2),
-            stream_send_buffer=_int(env, "STREAM_SEND_BUFFER", cls.stream_send_buffer, 0),
-            metrics_port=_int(env, "METRICS_PORT", cls.metrics_port, 0),
-            metrics_host=env.get("METRICS_HOST") or cls.metrics_host,
-            metrics_token=env.get("METRICS_TOKEN", ""),
-            cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
-            hsts_max_age=_int(env, "HSTS_MAX_AGE", 31536000 if mode == "production" else 0, 0),
-            admin_cookie_secure=_bool(env.get("ADMIN_COOKIE_SECURE"), mode == "production"),
-            anomaly_rate_window=rate_window,
-            anomaly_rate_count=_int(
-                env, "ANOMALY_RATE_COUNT",
-                near_limit_count(env.get("RATE_LIMIT_SUBMIT", cls.rate_limit_submit), rate_window,
-                                 _float(env, "ANOMALY_RATE_FRACTION", 0.8)) or cls.anomaly_rate_count, 1),
-            anomaly_zscore=_float(env, "ANOMALY_ZSCORE", cls.anomaly_zscore),
-            anomaly_zscore_min_samples=_int(env, "ANOMALY_ZSCORE_MIN_SAMPLES", cls.anomaly_zscore_min_samples, 2),
-            anomaly_zscore_history=_int(env, "ANOMALY_ZSCORE_HISTORY", cls.anomaly_zscore_history, 2),
-            anomaly_jump_top=_int(env, "ANOMALY_JUMP_TOP", cls.anomaly_jump_top, 1),
-            anomaly_jump_from_rank=_int(env, "ANOMALY_JUMP_FROM_RANK", cls.anomaly_jump_from_rank, 2),
+            startup_wait=_float(env, "STARTUP_WAIT", cls.startup_wait),
+            startup_check_database=_bool(env, "STARTUP_CHECK_DATABASE", True),
+            limits=_limits(env),
+            sessions=_sessions(env),
+            actions=_actions(env),
+            batching=_batching(env),
+            stream=_stream(env),
+            anomaly=_anomaly(env),
+            replicas=Replicas(
+                urls=tuple(u.strip().replace("postgres://", "postgresql://", 1)
+                           for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()),
+                max_lag_s=_float(env, "REPLICA_MAX_LAG", Replicas.max_lag_s),
+            ),
+            metrics=Metrics(
+                port=_int(env, "METRICS_PORT", Metrics.port, 0),
+                host=env.get("METRICS_HOST") or Metrics.host,
+                token=env.get("METRICS_TOKEN", ""),
+            ),
+            http=Http(
+                max_content_length=_int(env, "MAX_CONTENT_LENGTH", Http.max_content_length, 256),
+                trusted_proxies=_int(env, "TRUSTED_PROXIES", Http.trusted_proxies, 0),
+                cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
+                hsts_max_age=_int(env, "HSTS_MAX_AGE", 31536000 if mode == "production" else 0, 0),
+                admin_cookie_secure=_bool(env, "ADMIN_COOKIE_SECURE", mode == "production"),
+            ),
         )
+
+
+def _limits(env: Mapping[str, str]) -> RateLimits:
+    return RateLimits(
+        enabled=_bool(env, "RATELIMIT_ENABLED", True),
+        submit=env.get("RATE_LIMIT_SUBMIT", RateLimits.submit),
+        actions=env.get("RATE_LIMIT_ACTIONS", RateLimits.actions),
+        login=env.get("RATE_LIMIT_LOGIN", RateLimits.login),
+        register=env.get("RATE_LIMIT_REGISTER", RateLimits.register),
+    )
+
+
+def _sessions(env: Mapping[str, str]) -> Sessions:
+    return Sessions(
+        access_expires=_int(env, "ACCESS_TOKEN_EXPIRES", Sessions.access_expires, 1),
+        refresh_expires=_int(env, "REFRESH_TOKEN_EXPIRES", Sessions.refresh_expires, 1),
+        argon2_time_cost=_int(env, "ARGON2_TIME_COST", Sessions.argon2_time_cost, 1),
+        argon2_memory_kib=_int(env, "ARGON2_MEMORY_KIB", Sessions.argon2_memory_kib, 8),
+        argon2_parallelism=_int(env, "ARGON2_PARALLELISM", Sessions.argon2_parallelism, 1),
+    )
+
+
+def _actions(env: Mapping[str, str]) -> Actions:
+    types_raw = env.get("ACTION_TYPES")
+    types_file = env.get("ACTION_TYPES_FILE")
+    if types_file:
+        try:
+            with open(types_file, encoding="utf-8") as fh:
+                types_raw = fh.read()
+        except OSError as exc:
+            raise SettingsError(f"ACTION_TYPES_FILE cannot be read: {exc}") from None
+    try:
+        types = parse_action_types(json.loads(types_raw)) if types_raw else DEFAULT_ACTION_TYPES
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"ACTION_TYPES is not valid: {exc}") from None
+    return Actions(
+        types=types,
+        token_ttl=_int(env, "ACTION_TOKEN_TTL", Actions.token_ttl, 1),
+        clock_skew=_int(env, "CLOCK_SKEW", Actions.clock_skew, 0),
+    )
+
+
+def _batching(env: Mapping[str, str]) -> Batching:
+    return Batching(
+        queue=env.get("QUEUE_NAME", Batching.queue),
+        maintenance_queue=env.get("MAINTENANCE_QUEUE_NAME", Batching.maintenance_queue),
+        max_size=_int(env, "BATCH_MAX", Batching.max_size, 1),
+        pending_cap=_int(env, "PENDING_CAP", Batching.pending_cap, 0),
+        job_timeout=_int(env, "APPLY_JOB_TIMEOUT", Batching.job_timeout, 1),
+        result_ttl=_int(env, "RESULT_TTL", Batching.result_ttl, 1),
+        prefer_wait_max=min(_float(env, "PREFER_WAIT_MAX", Batching.prefer_wait_max), 10.0),
+    )
+
+
+def _stream(env: Mapping[str, str]) -> Stream:
+    return Stream(
+        url=env.get("STREAM_URL", ""),
+        retry_ms=_int(env, "STREAM_RETRY_MS", Stream.retry_ms, 100),
+        heartbeat=max(_float(env, "STREAM_HEARTBEAT", Stream.heartbeat), 0.2),
+        board_interval_ms=_int(env, "STREAM_BOARD_INTERVAL_MS", Stream.board_interval_ms, 0),
+        queue_max=_int(env, "STREAM_QUEUE_MAX", Stream.queue_max, 1),
+        send_timeout=max(_float(env, "STREAM_SEND_TIMEOUT", Stream.send_timeout), 0.5),
+        max_per_user=_int(env, "STREAM_MAX_PER_USER", Stream.max_per_user, 1),
+        max_anonymous_per_address=_int(env, "STREAM_MAX_ANONYMOUS_PER_ADDRESS", Stream.max_anonymous_per_address, 0),
+        replay_window=_int(env, "STREAM_REPLAY_WINDOW", Stream.replay_window, 1),
+        redis_connections=_int(env, "STREAM_REDIS_CONNECTIONS", Stream.redis_connections, 2),
+        send_buffer=_int(env, "STREAM_SEND_BUFFER", Stream.send_buffer, 0),
+    )
+
+
+def _anomaly(env: Mapping[str, str]) -> Thresholds:
+    window = _int(env, "ANOMALY_RATE_WINDOW", Thresholds.rate_window, 1)
+    near_limit = near_limit_count(env.get("RATE_LIMIT_SUBMIT", RateLimits.submit), window,
+                                  _float(env, "ANOMALY_RATE_FRACTION", 0.8))
+    return Thresholds(
+        rate_window=window,
+        rate_count=_int(env, "ANOMALY_RATE_COUNT", near_limit or Thresholds.rate_count, 1),
+        zscore=_float(env, "ANOMALY_ZSCORE", Thresholds.zscore),
+        zscore_min_samples=_int(env, "ANOMALY_ZSCORE_MIN_SAMPLES", Thresholds.zscore_min_samples, 2),
+        zscore_history=_int(env, "ANOMALY_ZSCORE_HISTORY", Thresholds.zscore_history, 2),
+        jump_top=_int(env, "ANOMALY_JUMP_TOP", Thresholds.jump_top, 1),
+        jump_from_rank=_int(env, "ANOMALY_JUMP_FROM_RANK", Thresholds.jump_from_rank, 2),
+    )

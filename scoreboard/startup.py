@@ -68,12 +68,14 @@ def alembic_head() -> str:
     return ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_current_head()
 
 
-def check(settings: Settings, wait: float = 30, database: bool = True) -> None:
-    """Wait up to ``wait`` seconds for Redis (and PostgreSQL), then check the schema.
+def check(settings: Settings, database: bool = True, wait: float | None = None) -> None:
+    """Wait up to ``wait`` seconds (default ``settings.startup_wait``) for Redis, and for
+    PostgreSQL when ``database`` (then check the schema).
 
     Raises:
         StartupError: with a message for the operator.
     """
+    wait = settings.startup_wait if wait is None else wait
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
     _retry(client.ping, f"Redis at {_where(settings.redis_url)}", wait)
     client.close()

@@ -9,7 +9,6 @@ from scoreboard.apply import Applier
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
-from scoreboard.submissions import accept
 from tests.conftest import reset_state
 
 LIMITS = Thresholds(rate_window=60, rate_count=5, zscore=3.5, zscore_min_samples=5, zscore_history=20,
@@ -20,8 +19,8 @@ def new_applier(database_url, r, settings, name: str) -> Applier:
     """An Applier with small anomaly thresholds (``LIMITS``) on an emptied prefix of its own."""
     prefix = f"{settings.redis_prefix}{name}:"
     reset_state(database_url, r, prefix)
-    return Applier(make_engine(settings), r, Scripts(r), Keys(prefix), settings.action_types_by_name,
-                   settings.result_ttl, settings.board_cache_ttl, limits=LIMITS)
+    return Applier(make_engine(settings), r, Scripts(r), Keys(prefix), settings.actions.by_name,
+                   settings.batching.result_ttl, settings.board_cache_ttl, limits=LIMITS)
 
 
 def make_user(db, score=None):
@@ -42,6 +41,6 @@ def submit(applier, settings, user_id, delta, action_type="tap", completed_after
     """Issue a token and accept a submission for it, as the web does (completed after 60 s
     unless ``completed_after_ms`` says otherwise)."""
     record = action_tokens.issue(applier.redis, applier.keys, settings, user_id,
-                                 settings.action_types_by_name[action_type])
+                                 settings.actions.by_name[action_type])
     completed = record.issued_at + (completed_after_ms if completed_after_ms is not None else 60_000)
-    return accept(applier.redis, applier.scripts, applier.keys, record, delta, completed, 50)
+    return applier.submissions.accept(record, delta, completed, 50)

@@ -11,7 +11,7 @@ def test_action_types_are_public_and_complete(api, settings):
     r = requests.get(f"{api}/api/action-types")
     assert r.status_code == 200
     types = r.json()["action_types"]
-    assert [t["name"] for t in types] == [t.name for t in settings.action_types]
+    assert [t["name"] for t in types] == [t.name for t in settings.actions.types]
     for t in types:
         assert set(t) == {"name", "min_delta", "max_delta", "min_duration_ms"}
         assert t["min_delta"] <= t["max_delta"]
@@ -26,7 +26,7 @@ def test_start_action_issues_a_one_time_token(api, r, settings):
     assert len(base64.urlsafe_b64decode(action["secret"])) == 32
     assert action["expires_at"] - action["issued_at"] == 300_000
     ttl = r.ttl(f"{settings.redis_prefix}at:{action['action_token']}")
-    assert 300 <= ttl <= 300 + settings.clock_skew + 60
+    assert 300 <= ttl <= 300 + settings.actions.clock_skew + 60
     assert p.start()["action_token"] != action["action_token"]
 
 

@@ -90,13 +90,13 @@ def test_thresholds_come_from_the_environment():
     env = {"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x", "SECRET_KEY": "k" * 40,
            "SCOREBOARD_ENV": "test"}
     default = Settings.from_env(env)
-    assert Thresholds.from_settings(default) == Thresholds()
+    assert default.anomaly == Thresholds()
     custom = Settings.from_env({**env, "ANOMALY_RATE_WINDOW": "10", "RATE_LIMIT_SUBMIT": "2 per second",
                                 "ANOMALY_ZSCORE": "5", "ANOMALY_ZSCORE_MIN_SAMPLES": "3",
                                 "ANOMALY_ZSCORE_HISTORY": "20", "ANOMALY_JUMP_TOP": "3",
                                 "ANOMALY_JUMP_FROM_RANK": "30"})
-    assert Thresholds.from_settings(custom) == Thresholds(10, 16, 5.0, 3, 20, 3, 30)
-    assert Settings.from_env({**env, "ANOMALY_RATE_COUNT": "7"}).anomaly_rate_count == 7
+    assert custom.anomaly == Thresholds(10, 16, 5.0, 3, 20, 3, 30)
+    assert Settings.from_env({**env, "ANOMALY_RATE_COUNT": "7"}).anomaly.rate_count == 7
 
 
 def test_history_summary_takes_median_and_mad_as_postgresql_did():

@@ -11,7 +11,6 @@ from scoreboard.apply import Applier, BatchFailed
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
-from scoreboard.submissions import accept, load_many, seal_batch
 from tests import invariants
 from tests.conftest import reset_state
 
@@ -20,8 +19,8 @@ from tests.conftest import reset_state
 def applier(database_url, r, settings):
     reset_state(database_url, r, settings.redis_prefix + "unit:")
     engine = make_engine(settings)
-    yield Applier(engine, r, Scripts(r), Keys(settings.redis_prefix + "unit:"), settings.action_types_by_name,
-                  settings.result_ttl, settings.board_cache_ttl)
+    yield Applier(engine, r, Scripts(r), Keys(settings.redis_prefix + "unit:"), settings.actions.by_name,
+                  settings.batching.result_ttl, settings.board_cache_ttl)
     engine.dispose()
 
 
@@ -35,11 +34,11 @@ def make_user(db, name=None, score=0):
 def submit(applier, settings, user_id, delta, token=None):
     """Issue a token and accept a submission for it, as the web does."""
     record = action_tokens.issue(applier.redis, applier.keys, settings, user_id,
-                                 settings.action_types_by_name["tap"])
+                                 settings.actions.by_name["tap"])
     if token:
         record = record.__class__(**{**record.__dict__, "token": token})
         applier.redis.hset(applier.keys.action_token(token), mapping={"used": 0, "user_id": user_id})
-    return accept(applier.redis, applier.scripts, applier.keys, record, delta, action_tokens.now_ms(), 50)
+    return applier.submissions.accept(record, delta, action_tokens.now_ms(), 50)
 
 
 def test_a_batch_applied_twice_counts_once(applier, settings, db, r):
@@ -48,7 +47,7 @@ def test_a_batch_applied_twice_counts_once(applier, settings, db, r):
     submit(applier, settings, uid, 7)
     batch = first.batch_id
     ids = [i.decode() for i in r.lrange(applier.keys.batch(batch), 0, -1)]
-    subs = load_many(r, applier.keys, ids)
+    subs = applier.submissions.seal(batch)
     # the worker died after commit, before Redis knew: the retry sees the same submissions
     applier.apply_submissions(subs, batch)
     applier.apply_submissions(subs, batch)
@@ -87,8 +86,7 @@ def test_a_failing_submission_fails_the_batch_then_alone(applier, settings, db, 
     with db.cursor() as cur:
         cur.execute("SELECT count(*) FROM score_history")
         assert cur.fetchone()[0] == 0  # nothing half-applied
-    subs = load_many(
-        r, applier.keys, [good.submission_id, bad.submission_id])
+    subs = applier.submissions.seal(good.batch_id)
     applier.apply_submissions([subs[0]], "single-good")
     with pytest.raises(Exception):
         applier.apply_submissions([subs[1]], "single-bad")
@@ -113,10 +111,9 @@ def test_sealing_reads_the_batch_in_order_and_skips_what_is_gone(applier, settin
     batch = accepted[0].batch_id
     assert r.get(applier.keys.batch_open) == batch.encode()
     r.delete(applier.keys.submission(accepted[1].submission_id))  # its record expired meanwhile
-    subs = seal_batch(applier.scripts, applier.keys, batch)
+    subs = applier.submissions.seal(batch)
     assert [(s.id, s.score_delta, s.state) for s in subs] == [
         (accepted[0].submission_id, 3, "queued"), (accepted[2].submission_id, 5, "queued")]
-    assert subs == load_many(r, applier.keys, [a.submission_id for a in accepted])
     assert r.get(applier.keys.batch_open) is None  # sealed: the next submission opens a new batch
     assert submit(applier, settings, uid, 6).batch_id != batch
 

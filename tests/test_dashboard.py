@@ -19,7 +19,7 @@ from tests.test_admin import make_admin
 @pytest.fixture
 def queue(settings) -> str:
     """The maintenance queue of this test session (its workers listen to it)."""
-    return settings.maintenance_queue_name
+    return settings.batching.maintenance_queue
 
 
 def failed_job(r, queue: str, marker: str) -> str:

@@ -29,7 +29,7 @@ def test_poison_submission_ends_alone_in_the_failed_registry(api, db, r, setting
     state = wait_applied(poisoned, jobs[poisoned.id])
     assert state["state"] == "failed" and state["error"]["code"] == "apply_failed"
 
-    registry = FailedJobRegistry(settings.queue_name, connection=r)
+    registry = FailedJobRegistry(settings.batching.queue, connection=r)
     failed = [Job.fetch(i, connection=r) for i in registry.get_job_ids()]
     mine = [j for j in failed if r.lrange(f"{settings.redis_prefix}batch:{j.args[0]}", 0, -1)
             == [jobs[poisoned.id].encode()]]

@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 import requests
 
-from scheduler import jobs as periodic
+from workers import maintenance as periodic
 from scoreboard.apply import Applier
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys
@@ -81,7 +81,7 @@ def test_web_sigterm_lets_requests_in_flight_finish(base_env, api):
 def test_periodic_jobs_never_run_twice_at_once(database_url, r, settings):
     engine = make_engine(settings)
     keys = Keys(settings.redis_prefix + "cron:")
-    context.install(Applier(engine, r, Scripts(r), keys, settings.action_types_by_name, settings.result_ttl,
+    context.install(Applier(engine, r, Scripts(r), keys, settings.actions.by_name, settings.batching.result_ttl,
                             settings.board_cache_ttl), settings)
     started, release = threading.Event(), threading.Event()
     calls = []

@@ -8,7 +8,6 @@ import pytest
 from scoreboard.apply import apply_in_transaction, publish
 from scoreboard.errors import Refused
 from scoreboard.moderation import Moderator
-from scoreboard.submissions import load_many
 from tests import invariants
 from tests.domain import make_user, new_applier, submit
 
@@ -67,11 +66,11 @@ def test_a_batch_committed_before_the_ban_cannot_bring_the_user_back(applier, mo
     admin, uid = make_user(db), make_user(db)
     applier.apply_batch(submit(applier, settings, uid, 1).batch_id)  # the ranking is ready
     accepted = submit(applier, settings, uid, 5)
-    subs = load_many(r, applier.keys, [accepted.submission_id])
+    subs = applier.submissions.seal(accepted.batch_id)
     with applier.engine.begin() as conn:  # the batch commits ...
         result = apply_in_transaction(conn, subs, applier.action_types)
     moderator.ban(uid, admin)  # ... the ban follows ...
-    publish(r, applier.scripts, applier.keys, result, accepted.batch_id, 60, 5)  # ... then the batch publishes
+    publish(applier.submissions, result, accepted.batch_id, 60, 5)  # ... then the batch publishes
     assert uid not in ranked(r, applier.keys)
     invariants.check(db, r, applier.keys.prefix)
 

@@ -16,7 +16,7 @@ from scoreboard.apply import Applier
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
-from scoreboard.submissions import accept
+from scoreboard.submissions import Submissions
 from tests.conftest import reset_state
 
 TTL = 5
@@ -214,10 +214,10 @@ def test_fallback_waiters_do_not_wait_forever(board, db, monkeypatch):
 def test_write_path_caches_the_new_top_10_then_publishes(board, db, settings):
     [uid] = add_users(db, [0])
     board.rebuild()
-    applier = Applier(board.engine, board.r, board.scripts, board.keys, settings.action_types_by_name,
-                      settings.result_ttl, TTL)
-    record = action_tokens.issue(board.r, board.keys, settings, uid, settings.action_types_by_name["tap"])
-    accepted = accept(board.r, board.scripts, board.keys, record, 8, action_tokens.now_ms(), 50)
+    applier = Applier(board.engine, board.r, board.scripts, board.keys, settings.actions.by_name,
+                      settings.batching.result_ttl, TTL)
+    record = action_tokens.issue(board.r, board.keys, settings, uid, settings.actions.by_name["tap"])
+    accepted = Submissions(board.r, board.scripts, board.keys).accept(record, 8, action_tokens.now_ms(), 50)
     pubsub = board.r.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(board.keys.events_channel)
     pubsub.get_message(timeout=0.2)

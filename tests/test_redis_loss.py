@@ -46,7 +46,7 @@ def test_the_board_survives_redis_losing_everything(api, stack, r, settings):
 
     # the service goes on: workers are registered again, and a new score moves the board
     deadline = time.monotonic() + 30
-    while Worker.count(connection=r, queue=Queue(settings.queue_name, connection=r)) < len(stack.workers):
+    while Worker.count(connection=r, queue=Queue(settings.batching.queue, connection=r)) < len(stack.workers):
         assert time.monotonic() < deadline, "workers did not register again"
         time.sleep(0.5)
     c.login()

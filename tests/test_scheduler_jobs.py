@@ -16,7 +16,8 @@ from rq import Queue
 from rq.cron import CronScheduler
 from rq.job import Job
 
-from scheduler import cron, jobs
+from scheduler import cron
+from workers import maintenance as jobs
 from scoreboard import jobspec, purge, ranking
 from scoreboard.apply import Applier
 from scoreboard.db import make_engine
@@ -35,8 +36,8 @@ def applier(database_url, spare_redis_index, settings):
     job_settings = dataclasses.replace(settings, redis_url=spare_redis_index.url, redis_prefix="sbjobs:")
     reset_state(database_url, r, job_settings.redis_prefix)
     engine = make_engine(job_settings)
-    applier = Applier(engine, r, Scripts(r), Keys(job_settings.redis_prefix), job_settings.action_types_by_name,
-                      job_settings.result_ttl, job_settings.board_cache_ttl)
+    applier = Applier(engine, r, Scripts(r), Keys(job_settings.redis_prefix), job_settings.actions.by_name,
+                      job_settings.batching.result_ttl, job_settings.board_cache_ttl)
     context.install(applier, job_settings)
     yield applier
     engine.dispose()
@@ -61,9 +62,10 @@ def test_registered_jobs_are_the_documented_ones(r):
     documented = readme_jobs()
     assert documented == [(func.__name__, interval) for func, interval, _ in cron.JOBS]
     scheduler = CronScheduler(connection=r)
-    scheduler.load_config_from_file("scheduler.cron")
+    cron.register_all(scheduler, "maintenance-of-this-test")
     registered = [(job.func_name, job.interval, job.queue_name) for job in scheduler.get_jobs()]
-    assert registered == [(f"scheduler.jobs.{name}", interval, cron.QUEUE) for name, interval in documented]
+    assert registered == [(f"workers.maintenance.{name}", interval, "maintenance-of-this-test")
+                          for name, interval in documented]
     for job, (_, _, timeout) in zip(scheduler.get_jobs(), cron.JOBS):
         assert job.job_options["job_timeout"] == timeout
         assert timeout >= 60
@@ -100,7 +102,7 @@ def test_recover_batches_enqueues_orphan_batches_once(applier):
     r.zadd(keys.batches, {"lost": now_ms - 60_000, "young": now_ms - 1000,
                           "ancient": now_ms - (jobspec.APPLY_FAILURE_TTL + 60) * 1000})
     assert jobs.recover_batches() == {"orphans": 1}
-    queue = Queue(context.settings().queue_name, connection=r)
+    queue = Queue(context.settings().batching.queue, connection=r)
     assert Job.exists(jobspec.apply_job_id("lost"), connection=r)
     assert not Job.exists(jobspec.apply_job_id("young"), connection=r)
     assert not Job.exists(jobspec.apply_job_id("ancient"), connection=r), "left to purge_expired"
@@ -175,7 +177,7 @@ def test_reconcile_rebuilds_a_lost_ranking(applier, db):
 
 
 def test_a_maintenance_job_never_runs_twice_at_once(applier):
-    applier.redis.set(f"{applier.keys.prefix}cron:reconcile_ranking", "another run", ex=60)
+    applier.redis.set(applier.keys.job_lock("reconcile_ranking"), "another run", ex=60)
     assert jobs.reconcile_ranking() == {"skipped": True}
     assert jobs.purge_expired()["tokens_expiring"] == 0
 
@@ -204,10 +206,10 @@ def test_purge_expired_gives_everything_an_end(applier, settings):
     first = jobs.purge_expired()
     assert first == {"tokens_expiring": 1, "submissions_expiring": 2, "submissions_lost": 1,
                      "done_expiring": 1, "batches_dropped": 1}
-    token_life = purge.token_lifetime(settings.action_token_ttl, settings.clock_skew)
+    token_life = purge.token_lifetime(settings.actions.token_ttl, settings.actions.clock_skew)
     assert 0 < r.ttl(keys.action_token("forever")) <= token_life
-    assert 0 < r.ttl(keys.submission("applied")) <= settings.result_ttl
-    assert settings.result_ttl < r.ttl(keys.submission("failed")) <= jobspec.APPLY_FAILURE_TTL
+    assert 0 < r.ttl(keys.submission("applied")) <= settings.batching.result_ttl
+    assert settings.batching.result_ttl < r.ttl(keys.submission("failed")) <= jobspec.APPLY_FAILURE_TTL
     assert r.hget(keys.submission("lost"), "state") == b"failed"
     assert orjson.loads(r.hget(keys.submission("lost"), "error"))["code"] == "apply_failed"
     assert r.ttl(keys.submission("young")) == -1 and r.hget(keys.submission("young"), "state") == b"queued"

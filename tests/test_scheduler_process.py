@@ -54,7 +54,7 @@ def test_one_scheduler_leads_and_a_second_takes_over(base_env, spare_redis_index
         enqueued = Counter(job.func_name for job in Queue(env["MAINTENANCE_QUEUE_NAME"], connection=r).get_jobs())
         elapsed = time.monotonic() - started
         for func, interval, _ in cron.JOBS:
-            name = f"scheduler.jobs.{func.__name__}"
+            name = f"workers.maintenance.{func.__name__}"
             assert enqueued[name] in range(1, 2 + int(elapsed // interval)), (name, enqueued)
             assert gauges(leader)[("scoreboard_scheduler_jobs_enqueued_total", func.__name__)] >= 1
             assert ("scoreboard_scheduler_jobs_enqueued_total", func.__name__) not in gauges(standby)

@@ -108,12 +108,12 @@ def test_body_limits_and_types_on_every_post(path, api, db, r, settings):
         cur.execute("UPDATE users SET is_admin = true WHERE id = %s", (admin.id,))
     url = f"{api}{path}"
     before = state.snapshot(db, r, settings.redis_prefix)
-    big = b'{"a":"' + b"x" * (settings.max_content_length + 10) + b'"}'
+    big = b'{"a":"' + b"x" * (settings.http.max_content_length + 10) + b'"}'
     assert_error(admin.http.post(url, data=big, headers={"Content-Type": "application/json"}), 413,
                  "payload_too_large")
 
     def chunks():
-        for _ in range(settings.max_content_length // 1000 + 2):
+        for _ in range(settings.http.max_content_length // 1000 + 2):
             yield b"x" * 1000
 
     assert_error(admin.http.post(url, data=chunks(), headers={"Content-Type": "application/json"}), 413,
@@ -126,7 +126,7 @@ def test_body_limits_and_types_on_every_post(path, api, db, r, settings):
                  "malformed_json")
     assert_error(admin.http.post(url, data=b"\xff\xfe{}", headers={"Content-Type": "application/json"}), 400,
                  "malformed_json")
-    depth = min(3000, settings.max_content_length // 2 - 20)  # deeper than Python's parser recurses
+    depth = min(3000, settings.http.max_content_length // 2 - 20)  # deeper than Python's parser recurses
     for nested in (b"[" * depth + b"]" * depth, b'{"username": ' + b"[" * depth + b"]" * depth + b"}"):
         assert_error(admin.http.post(url, data=nested, headers={"Content-Type": "application/json"}), 400,
                      "malformed_json")
@@ -195,8 +195,8 @@ def test_production_refuses_missing_or_weak_secrets(env, message):
 
 def test_production_defaults_are_the_safe_ones():
     settings = Settings.from_env({**PROD, "SECRET_KEY": "s" * 48})
-    assert settings.hsts_max_age >= 31536000 and settings.admin_cookie_secure and settings.cors_origins == ()
-    assert Settings.from_env({**PROD, "SECRET_KEY": "s" * 48, "SCOREBOARD_ENV": "test"}).hsts_max_age == 0
+    assert settings.http.hsts_max_age >= 31536000 and settings.http.admin_cookie_secure and settings.http.cors_origins == ()
+    assert Settings.from_env({**PROD, "SECRET_KEY": "s" * 48, "SCOREBOARD_ENV": "test"}).http.hsts_max_age == 0
 
 
 def test_the_web_process_does_not_start_with_a_default_secret():
@@ -256,7 +256,7 @@ def test_chunked_bodies_are_read_whole_or_refused(api, db, r, settings):
     assert ok.status_code == 201, ok.text
     # over the limit, even when the first MAX_CONTENT_LENGTH bytes alone would parse
     before = state.snapshot(db, r, settings.redis_prefix)
-    padding = b" " * (settings.max_content_length + 10)
+    padding = b" " * (settings.http.max_content_length + 10)
     resp = p.http.post(url, data=chunked(b'{"action_type": "tap"}', padding), headers={"Content-Type": "application/json"})
     assert_error(resp, 413, "payload_too_large")
     assert state.snapshot(db, r, settings.redis_prefix) == before

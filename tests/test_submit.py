@@ -107,9 +107,9 @@ def test_token_checks_in_contract_order(api, db, r, settings):
     assert code(other.http.post(url, json=p.body(action, 1))) == (403, "token_unknown")
     assert code(p.submit(action, 2, signature=sign(action["secret"], action["action_token"], 3, now_ms()))) == (
         403, "bad_signature")
-    future = now_ms() + (settings.clock_skew + 5) * 1000
+    future = now_ms() + (settings.actions.clock_skew + 5) * 1000
     assert code(p.submit(action, 1, completed_at=future)) == (403, "token_expired")
-    before_issue = action["issued_at"] - (settings.clock_skew + 5) * 1000
+    before_issue = action["issued_at"] - (settings.actions.clock_skew + 5) * 1000
     assert code(p.submit(action, 1, completed_at=before_issue)) == (403, "token_expired")
     for delta in (0, 11, -1):
         assert code(p.submit(action, delta)) == (422, "invalid_score")

@@ -29,7 +29,7 @@ def test_worker_killed_mid_batch_loses_nothing(api, stack, db, r, settings, data
             accepted.add(action["action_token"])
 
         # Wait until a worker is stuck in that transaction, then kill it.
-        registry = StartedJobRegistry(settings.queue_name, connection=r)
+        registry = StartedJobRegistry(settings.batching.queue, connection=r)
         deadline = time.monotonic() + 30
         worker_pid = None
         while time.monotonic() < deadline and worker_pid is None:

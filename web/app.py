@@ -13,6 +13,7 @@ from scoreboard.db import instrument_pool, make_engine, make_read_router
 from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
+from scoreboard.submissions import Submissions
 from web import errors, identity, metrics, request_ids, security
 from web.board.cached import CachedBoard
 from web.extensions import NoCookieSession, api, jwt, limit_reset_in, limiter
@@ -27,14 +28,14 @@ def create_app(settings: Settings) -> Flask:
     keys = Keys(settings.redis_prefix)
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=settings.max_content_length,
+        MAX_CONTENT_LENGTH=settings.http.max_content_length,
         JWT_SECRET_KEY=settings.jwt_secret_key,
         JWT_ALGORITHM="HS256",
         JWT_DECODE_ALGORITHMS=["HS256"],
-        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.access_token_expires),
-        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=settings.refresh_token_expires),
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.sessions.access_expires),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=settings.sessions.refresh_expires),
         JWT_TOKEN_LOCATION=["headers"],
-        RATELIMIT_ENABLED=settings.ratelimit_enabled,
+        RATELIMIT_ENABLED=settings.limits.enabled,
         RATELIMIT_STORAGE_URI=settings.redis_url,
         RATELIMIT_KEY_PREFIX=keys.ratelimit_prefix,
         RATELIMIT_SWALLOW_ERRORS=False,
@@ -46,13 +47,15 @@ def create_app(settings: Settings) -> Flask:
     )
     redis = make_redis(settings)
     engine = make_engine(settings)
+    scripts = Scripts(redis)
     app.extensions["scoreboard"] = Services(
         settings=settings,
         engine=engine,
         redis=redis,
-        scripts=Scripts(redis),
+        scripts=scripts,
         keys=keys,
-        queue=Queue(settings.queue_name, connection=redis),
+        submissions=Submissions(redis, scripts, keys),
+        queue=Queue(settings.batching.queue, connection=redis),
         hasher=make_hasher(settings),
         reads=make_read_router(settings, engine),
     )
@@ -64,7 +67,7 @@ def create_app(settings: Settings) -> Flask:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     errors.install(app, unavailable=(OperationalError, DisconnectionError), retry_after=limit_reset_in)
     instrument_pool(engine)
-    metrics.install(app, settings, ScrapeCollector(redis, keys, (settings.queue_name, settings.maintenance_queue_name)))
+    metrics.install(app, settings, ScrapeCollector(redis, keys, (settings.batching.queue, settings.batching.maintenance_queue)))
     security.install(app, settings)
 
     from web.actions import blp as actions_blp

@@ -27,7 +27,7 @@ def refuse_banned(view):
             s = services()
             banned = s.redis.sismember(s.keys.banned, current_user_id())
         if banned:
-            raise Refused("user_banned", "This account is banned.")
+            raise Refused("user_banned")
         return view(*args, **kwargs)
 
     return wrapper

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-import orjson
 import redis
 from flask import Response, current_app, g, has_app_context, has_request_context
 from werkzeug.exceptions import HTTPException
 
 from scoreboard.errors import Refused, Unavailable
+from web.responses import json_response
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
         g.error_code = code  # for the metrics and the security log (web.metrics.observe)
     if fields:
         body["fields"] = fields
-    response = Response(orjson.dumps({"error": body}), status=status, mimetype="application/json")
+    response = json_response({"error": body}, status)
     if headers:
         for name, value in headers:
             if name.lower() not in ("content-type", "content-length"):

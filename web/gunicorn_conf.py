@@ -59,8 +59,8 @@ def on_starting(server):
     from scoreboard.startup import StartupError, check
 
     try:
-        check(Settings.from_env(), wait=float(os.environ.get("STARTUP_WAIT", "30")),
-              database=os.environ.get("STARTUP_CHECK_DATABASE", "true") != "false")
+        settings = Settings.from_env()
+        check(settings, database=settings.startup_check_database)
     except (SettingsError, StartupError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr, flush=True)
         sys.exit(4)

@@ -21,7 +21,7 @@ def install(jwt) -> None:
         s = services()
         names = [s.keys.revoked(payload["jti"])]
         if payload.get("sid"):
-            names.append(s.keys.revoked("sid:" + payload["sid"]))
+            names.append(s.keys.revoked_session(payload["sid"]))
         with s.redis.pipeline(transaction=False) as pipe:
             pipe.exists(*names)
             pipe.sismember(s.keys.banned, payload["sub"])

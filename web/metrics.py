@@ -67,7 +67,7 @@ def install(app: Flask, settings: Settings, collector: Collector | None = None) 
         return response
 
     def metrics_view():
-        token = settings.metrics_token
+        token = settings.metrics.token
         if token:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):

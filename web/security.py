@@ -80,8 +80,8 @@ def common_headers(settings: Settings) -> list[tuple[str, str]]:
         ("Cross-Origin-Opener-Policy", "same-origin"),
         ("Cache-Control", "no-store"),
     ]
-    if settings.hsts_max_age:
-        headers.append(("Strict-Transport-Security", f"max-age={settings.hsts_max_age}; includeSubDomains"))
+    if settings.http.hsts_max_age:
+        headers.append(("Strict-Transport-Security", f"max-age={settings.http.hsts_max_age}; includeSubDomains"))
     return headers
 
 
@@ -156,8 +156,8 @@ def install(app: Flask, settings: Settings) -> None:
     """Add the headers and CORS to every response of ``app``, and the chunked-body limit."""
     app.before_request(_limit_chunked_body)
     install_headers(app, settings)
-    if settings.cors_origins:
-        app.after_request(_cors(settings.cors_origins))
+    if settings.http.cors_origins:
+        app.after_request(_cors(settings.http.cors_origins))
 
 
 def install_headers(app: Flask, settings: Settings) -> None:
@@ -168,6 +168,6 @@ def install_headers(app: Flask, settings: Settings) -> None:
 def trust_proxies(app: Flask, settings: Settings) -> None:
     """Believe ``X-Forwarded-For``/``-Proto``/``-Host`` from ``TRUSTED_PROXIES`` proxies (the
     client address of rate limits and of the stream's per-address cap); call it last."""
-    if settings.trusted_proxies:
-        n = settings.trusted_proxies
+    if settings.http.trusted_proxies:
+        n = settings.http.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)

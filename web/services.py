@@ -14,6 +14,7 @@ from scoreboard.db import ReadRouter
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
+from scoreboard.submissions import Submissions
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Services:
     keys: Keys
     queue: Queue
     hasher: PasswordHasher
+    submissions: Submissions
     # Where read-only queries go: a healthy replica (DATABASE_REPLICA_URLS), else the primary.
     reads: ReadRouter
 

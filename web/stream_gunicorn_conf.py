@@ -34,7 +34,7 @@ def on_starting(server):
     from scoreboard.startup import StartupError, check
 
     try:
-        check(Settings.from_env(), wait=float(os.environ.get("STARTUP_WAIT", "30")), database=False)
+        check(Settings.from_env(), database=False)
     except (SettingsError, StartupError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr, flush=True)
         sys.exit(4)

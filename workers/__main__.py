@@ -24,7 +24,7 @@ import time  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import Queue, SimpleWorker, worker_registration  # noqa: E402
 
-from scoreboard import anomaly, logs, metrics, startup  # noqa: E402
+from scoreboard import logs, metrics, startup  # noqa: E402
 from scoreboard.apply import Applier  # noqa: E402
 from scoreboard.db import instrument_pool, make_engine  # noqa: E402
 from scoreboard.redis_client import Keys, make_redis  # noqa: E402
@@ -84,15 +84,15 @@ def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
             redis=redis,
             scripts=Scripts(redis),
             keys=Keys(settings.redis_prefix),
-            action_types=settings.action_types_by_name,
-            result_ttl=settings.result_ttl,
+            action_types=settings.actions.by_name,
+            result_ttl=settings.batching.result_ttl,
             board_ttl=settings.board_cache_ttl,
-            transient_wait_s=min(15.0, settings.apply_job_timeout / 2),
-            limits=anomaly.Thresholds.from_settings(settings),
+            transient_wait_s=min(15.0, settings.batching.job_timeout / 2),
+            limits=settings.anomaly,
         ),
         settings,
     )
-    queues = [Queue(name, connection=redis) for name in (settings.queue_name, settings.maintenance_queue_name)]
+    queues = [Queue(name, connection=redis) for name in (settings.batching.queue, settings.batching.maintenance_queue)]
     worker = ScoreWorker(queues, connection=redis, maintenance_interval=30, job_monitoring_interval=10)
     return worker, redis
 
@@ -100,12 +100,12 @@ def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
 def main() -> int:
     try:
         settings = Settings.from_env()
-        startup.check(settings, wait=float(os.environ.get("STARTUP_WAIT", "30")))
+        startup.check(settings)
     except (SettingsError, startup.StartupError) as exc:
         print(f"worker: cannot start: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, "worker")
-    metrics.serve(settings.metrics_port, settings.metrics_host)
+    metrics.serve(settings.metrics.port, settings.metrics.host)
     worker, _ = build(settings)
     logging.getLogger(__name__).info("worker starting", extra={"queues": worker.queue_names()})
     worker.work(with_scheduler=True, logging_level=settings.log_level)

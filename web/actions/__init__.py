@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
-from flask import Response
 from flask_jwt_extended import jwt_required
 
 from scoreboard import action_tokens
@@ -12,6 +10,7 @@ from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
 from web.identity import current_user_id
+from web.responses import json_response
 from web.services import services
 
 blp = Blueprint("actions", __name__, url_prefix="/api", description="Action types and action tokens")
@@ -21,13 +20,13 @@ blp = Blueprint("actions", __name__, url_prefix="/api", description="Action type
 @blp.response(200, schemas.ActionTypeList)
 def list_action_types():
     """The configured action types and their score ranges (public)."""
-    types = services().settings.action_types
-    return Response(orjson.dumps({"action_types": [t.as_dict() for t in types]}), mimetype="application/json")
+    types = services().settings.actions.types
+    return json_response({"action_types": [t.as_dict() for t in types]})
 
 
 @blp.route("/actions", methods=["POST"])
 @jwt_required()
-@limiter.limit(lambda: services().settings.rate_limit_actions)
+@limiter.limit(lambda: services().settings.limits.actions)
 @refuse_banned
 @blp.arguments(schemas.ActionRequest())
 @blp.response(201, schemas.ActionTokenSchema)
@@ -37,7 +36,7 @@ def list_action_types():
 def start_action(body):
     """Start an action: a one-time token and the secret to sign its result with."""
     s = services()
-    action_type = s.settings.action_types_by_name.get(body["action_type"])
+    action_type = s.settings.actions.by_name.get(body["action_type"])
     if action_type is None:
         raise Refused("unknown_action_type", f"There is no action type {body['action_type']!r}.")
     token = action_tokens.issue(s.redis, s.keys, s.settings, current_user_id(), action_type)
@@ -48,4 +47,4 @@ def start_action(body):
         "issued_at": token.issued_at,
         "expires_at": token.expires_at,
     }
-    return Response(orjson.dumps(payload), status=201, mimetype="application/json")
+    return json_response(payload, 201)

@@ -7,8 +7,7 @@ token codes), everyone else 403 ``forbidden``.
 
 from __future__ import annotations
 
-import orjson
-from flask import Response, g
+from flask import g
 from flask_jwt_extended import create_refresh_token, decode_token, get_jwt
 
 from scoreboard import accounts, flags
@@ -17,6 +16,7 @@ from web import schemas
 from web.admin.auth import admin_required, set_session_cookies
 from web.admin.failed_jobs import failed_apply_jobs
 from web.extensions import Blueprint
+from web.responses import json_response
 from web.services import services
 
 blp = Blueprint("admin", __name__, url_prefix="/api/admin",
@@ -26,13 +26,9 @@ blp = Blueprint("admin", __name__, url_prefix="/api/admin",
 _ID = "int(max=9223372036854775807)"
 
 
-def _json(body: dict, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
-
-
 def moderator() -> Moderator:
     s = services()
-    return Moderator(s.engine, s.redis, s.scripts, s.keys, s.settings.result_ttl, s.settings.board_cache_ttl)
+    return Moderator(s.engine, s.redis, s.scripts, s.keys, s.settings.batching.result_ttl, s.settings.board_cache_ttl)
 
 
 def _errors(*codes: int):
@@ -52,7 +48,7 @@ def list_flags(query):
     """Flagged submissions, newest first; filter by state, rule, user; page with ``before``."""
     page = flags.list_flags(services().reads, state=query.get("state"), rule=query.get("rule"),
                             user_id=query.get("user_id"), before=query.get("before"), limit=query["limit"])
-    return _json({"flags": page.flags, "next_before": page.next_before})
+    return json_response({"flags": page.flags, "next_before": page.next_before})
 
 
 @blp.route(f"/flags/<{_ID}:flag_id>/resolve", methods=["POST"])
@@ -65,7 +61,7 @@ def resolve_flag(body, flag_id):
     """Approve a flagged submission, or revert it: its points are taken back in one
     transaction (a history row with reason ``revert``) and the board is republished."""
     decision = moderator().resolve(flag_id, body["decision"], g.admin_id)
-    return _json({"flag_id": flag_id, "state": decision.state, "user_id": decision.user_id, "score": decision.score})
+    return json_response({"flag_id": flag_id, "state": decision.state, "user_id": decision.user_id, "score": decision.score})
 
 
 @blp.route("/users", methods=["GET"])
@@ -77,7 +73,7 @@ def list_users(query):
     """Users newest first; filter by a part of the name and by ban; page with ``before``."""
     page = accounts.list_users(services().reads, search=query.get("search"), banned=query.get("banned"),
                                before=query.get("before"), limit=query["limit"])
-    return _json({"users": page.users, "next_before": page.next_before})
+    return json_response({"users": page.users, "next_before": page.next_before})
 
 
 @blp.route("/failed-jobs", methods=["GET"])
@@ -89,8 +85,8 @@ def list_failed_jobs(query):
     """Failed apply jobs, newest first, each with the submissions of its batch and their
     players; requeue them in the RQ dashboard (``dashboard_url``)."""
     s = services()
-    jobs, total = failed_apply_jobs(s.redis, s.keys, s.reads, s.settings.queue_name, query["limit"])
-    return _json({"jobs": jobs, "total": total})
+    jobs, total = failed_apply_jobs(s.redis, s.submissions, s.reads, s.settings.batching.queue, query["limit"])
+    return json_response({"jobs": jobs, "total": total})
 
 
 @blp.route(f"/users/<{_ID}:user_id>/ban", methods=["POST"])
@@ -99,10 +95,11 @@ def list_failed_jobs(query):
 @_errors(401, 403, 404)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="cannot_ban_self")
 def ban_user(user_id):
-    """Ban a user: off the board at once, their action tokens and submissions refused
-    with 403 ``user_banned``. Idempotent."""
+    """Ban a user: off the board at once, their action tokens, submissions, new streams and
+    refreshes refused with 403 ``user_banned``, their open streams ended (``event:
+    logout``) within 2 s. Idempotent."""
     decision = moderator().ban(user_id, g.admin_id)
-    return _json({"user_id": user_id, "username": decision.username, "banned": True, "score": decision.score})
+    return json_response({"user_id": user_id, "username": decision.username, "banned": True, "score": decision.score})
 
 
 @blp.route(f"/users/<{_ID}:user_id>/unban", methods=["POST"])
@@ -112,7 +109,7 @@ def ban_user(user_id):
 def unban_user(user_id):
     """Lift a ban: the user is back on the board with their score. Idempotent."""
     decision = moderator().unban(user_id, g.admin_id)
-    return _json({"user_id": user_id, "username": decision.username, "banned": False, "score": decision.score})
+    return json_response({"user_id": user_id, "username": decision.username, "banned": False, "score": decision.score})
 
 
 @blp.route("/session", methods=["POST"])
@@ -128,7 +125,7 @@ def open_dashboard_session():
     claims = get_jwt()
     token = create_refresh_token(identity=claims["sub"],
                                  additional_claims={"sid": claims.get("sid", ""), "name": claims.get("name", "")})
-    expires_in = s.settings.refresh_token_expires
-    response = _json({"dashboard_url": "/admin/rq/", "expires_in": expires_in})
-    set_session_cookies(response, token, decode_token(token), expires_in, s.settings.admin_cookie_secure)
+    expires_in = s.settings.sessions.refresh_expires
+    response = json_response({"dashboard_url": "/admin/rq/", "expires_in": expires_in})
+    set_session_cookies(response, token, decode_token(token), expires_in, s.settings.http.admin_cookie_secure)
     return response

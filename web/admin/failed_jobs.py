@@ -16,8 +16,8 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from sqlalchemy.engine import Engine
 
-from scoreboard import accounts, jobspec, submissions
-from scoreboard.redis_client import Keys
+from scoreboard import accounts, jobspec
+from scoreboard.submissions import Submissions
 from web.admin.dashboard import PREFIX as DASHBOARD
 
 
@@ -36,12 +36,13 @@ def _exception_line(text: str | None) -> str:
     return (found[-1] if found else next((line for line in reversed(lines) if line.strip()), ""))[:500]
 
 
-def failed_apply_jobs(r: redis.Redis, keys: Keys, engine: Engine, queue_name: str, limit: int) -> tuple[list[dict], int]:
+def failed_apply_jobs(r: redis.Redis, submissions: Submissions, engine: Engine, queue_name: str,
+                      limit: int) -> tuple[list[dict], int]:
     """The newest failed apply jobs of ``queue_name``, at most ``limit``, and how many there are.
 
     Args:
-        r: the Redis holding RQ's keys and the submissions.
-        keys: the service's key names.
+        r: the Redis holding RQ's keys.
+        submissions: the accepted submissions and their batches.
         engine: where to read usernames (the primary, or the replica router).
         queue_name: the scores queue.
         limit: most jobs to describe.
@@ -56,14 +57,10 @@ def failed_apply_jobs(r: redis.Redis, keys: Keys, engine: Engine, queue_name: st
     ids = registry.get_job_ids(0, limit - 1, desc=True) if limit > 0 else []
     jobs = [j for j in Job.fetch_many(ids, connection=r) if j is not None and j.func_name == jobspec.APPLY_JOB]
     batches = [str(job.args[0]) if job.args else "" for job in jobs]
-    pipe = r.pipeline(transaction=False)
-    for batch_id in batches:
-        pipe.lrange(keys.batch(batch_id), 0, -1)
-    held = [[sid.decode() for sid in ids] for ids in pipe.execute()] if batches else []
-    loaded = {s.id: s for s in submissions.load_many(r, keys, [sid for ids in held for sid in ids])}
-    names = accounts.usernames(engine, {s.user_id for s in loaded.values()})
+    held = submissions.held(batches)
+    names = accounts.usernames(engine, {s.user_id for batch in held for s in batch})
     described = []
-    for job, batch_id, sids in zip(jobs, batches, held):
+    for job, batch_id, batch in zip(jobs, batches, held):
         result = job.latest_result()
         described.append({
             "job_id": job.id,
@@ -75,7 +72,7 @@ def failed_apply_jobs(r: redis.Redis, keys: Keys, engine: Engine, queue_name: st
                 {"job_id": s.id, "user_id": s.user_id, "username": names.get(s.user_id),
                  "action_type": s.action_type, "score_delta": s.score_delta, "accepted_at": s.accepted_at,
                  "state": s.state}
-                for s in (loaded[sid] for sid in sids if sid in loaded)
+                for s in batch
             ],
         })
     return described, total

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import secrets
 
-import orjson
-from flask import Response
-from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt, jwt_required
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+    jwt_required,
+)
 
 from scoreboard import accounts, ranking
 from scoreboard.events import logout_message
@@ -15,21 +18,18 @@ from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
 from web.identity import current_user_id
+from web.responses import json_response
 from web.services import services
 
 blp = Blueprint("auth", __name__, url_prefix="/api", description="Accounts and sessions")
 
 
-def _json(body: dict, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
-
-
 def _limit(name: str):
-    return lambda: getattr(services().settings, name)
+    return lambda: getattr(services().settings.limits, name)
 
 
 @blp.route("/auth/register", methods=["POST"])
-@limiter.limit(_limit("rate_limit_register"))
+@limiter.limit(_limit("register"))
 @blp.arguments(schemas.Credentials())
 @blp.response(201, schemas.UserCreated)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="username_taken")
@@ -37,7 +37,7 @@ def register(body):
     """Create an account."""
     s = services()
     user = accounts.register(s.engine, s.hasher, body["username"], body["password"])
-    return _json({"id": user.id, "username": user.username}, 201)
+    return json_response({"id": user.id, "username": user.username}, 201)
 
 
 def _tokens(user_id: int, username: str, session_id: str, refresh: bool, admin: bool = False) -> dict:
@@ -50,7 +50,7 @@ def _tokens(user_id: int, username: str, session_id: str, refresh: bool, admin: 
     body = {
         "access_token": create_access_token(identity=str(user_id), additional_claims=claims),
         "token_type": "Bearer",
-        "expires_in": settings.access_token_expires,
+        "expires_in": settings.sessions.access_expires,
     }
     if refresh:
         body["refresh_token"] = create_refresh_token(identity=str(user_id), additional_claims=claims)
@@ -58,7 +58,7 @@ def _tokens(user_id: int, username: str, session_id: str, refresh: bool, admin: 
 
 
 @blp.route("/auth/login", methods=["POST"])
-@limiter.limit(_limit("rate_limit_login"))
+@limiter.limit(_limit("login"))
 @blp.arguments(schemas.LoginRequest())
 @blp.response(200, schemas.TokenPair)
 @blp.alt_response(401, schema=schemas.ErrorSchema, description="invalid_credentials")
@@ -66,7 +66,7 @@ def login(body):
     """Exchange a username and password for an access and a refresh token."""
     s = services()
     user = accounts.authenticate(s.engine, s.hasher, body["username"], body["password"])
-    return _json(_tokens(user.id, user.username, secrets.token_hex(16), refresh=True, admin=user.is_admin))
+    return json_response(_tokens(user.id, user.username, secrets.token_hex(16), refresh=True, admin=user.is_admin))
 
 
 @blp.route("/auth/refresh", methods=["POST"])
@@ -78,8 +78,8 @@ def login(body):
 def refresh():
     """A new access token for the refresh token sent as Bearer (403 ``user_banned`` for a banned user)."""
     claims = get_jwt()
-    return _json(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False,
-                         admin=bool(claims.get("adm"))))
+    return json_response(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False,
+                                 admin=bool(claims.get("adm"))))
 
 
 @blp.route("/auth/logout", methods=["POST"])
@@ -91,14 +91,14 @@ def logout():
     s = services()
     claims = get_jwt()
     k = s.keys
-    ttl = s.settings.refresh_token_expires
+    ttl = s.settings.sessions.refresh_expires
     pipe = s.redis.pipeline(transaction=True)
-    pipe.set(k.revoked(claims["jti"]), 1, ex=s.settings.access_token_expires)
+    pipe.set(k.revoked(claims["jti"]), 1, ex=s.settings.sessions.access_expires)
     if claims.get("sid"):
-        pipe.set(k.revoked("sid:" + claims["sid"]), 1, ex=ttl)
+        pipe.set(k.revoked_session(claims["sid"]), 1, ex=ttl)
     pipe.publish(k.events_channel, logout_message(sid=claims.get("sid"), jti=claims["jti"]))
     pipe.execute()
-    return _json({"revoked": True})
+    return json_response({"revoked": True})
 
 
 @blp.route("/users/me", methods=["GET"])
@@ -112,4 +112,4 @@ def me():
     if user is None:
         raise Refused("not_found", "This account no longer exists.")
     rank = ranking.rank_of(s.reads, s.redis, s.keys, user.id, user.score) if user.has_score and not user.banned else None
-    return _json({"id": user.id, "username": user.username, "score": user.score, "rank": rank})
+    return json_response({"id": user.id, "username": user.username, "score": user.score, "rank": rank})

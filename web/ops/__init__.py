@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import orjson
-from flask import Response
 from sqlalchemy import text
 
 from web import schemas
 from web.extensions import Blueprint
+from web.responses import json_response
 from web.services import services
 
 blp = Blueprint("ops", __name__, description="Operations")
@@ -17,7 +16,7 @@ blp = Blueprint("ops", __name__, description="Operations")
 @blp.response(200, schemas.Health)
 def healthz():
     """200 while the process runs."""
-    return Response(b'{"status":"ok"}', mimetype="application/json")
+    return json_response(b'{"status":"ok"}')
 
 
 @blp.route("/readyz", methods=["GET"])
@@ -40,4 +39,4 @@ def readyz():
         checks["redis"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if ok else "unavailable", "checks": checks}
-    return Response(orjson.dumps(body), status=200 if ok else 503, mimetype="application/json")
+    return json_response(body, 200 if ok else 503)

@@ -49,7 +49,7 @@ def _page(html: str, stream_url: str = "") -> Response:
 @blp.get("/")
 def index():
     """The live board page (``?display=1``: large type, no controls, for a screen at an event)."""
-    stream_url = services().settings.stream_url or DEFAULT_STREAM_PATH
+    stream_url = services().settings.stream.url or DEFAULT_STREAM_PATH
     mode = "display" if request.args.get("display", "") not in ("", "0", "false") else "page"
     html = _template("index.html").replace("__STREAM_URL__", escape(stream_url, quote=True)).replace("__MODE__", mode)
     return _page(html, stream_url)

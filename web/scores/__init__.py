@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 
-import orjson
-from flask import Response, g, request
+from flask import g, request
 from flask_jwt_extended import jwt_required
-from rq import Callback, Retry
 
-from scoreboard import action_tokens, jobspec, submissions
+from scoreboard import action_tokens
 from scoreboard.errors import Refused
 from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
 from web.identity import current_user_id
+from web.responses import json_response
 from web.services import services
+from workers.enqueue import enqueue_apply
 
 blp = Blueprint("scores", __name__, url_prefix="/api/score", description="Score submission")
 
@@ -30,14 +30,9 @@ def prefer_wait(header: str | None, maximum: float) -> float:
     return min(float(match.group(1)), maximum) if match else 0.0
 
 
-def _json(body: dict | bytes, status: int) -> Response:
-    data = body if isinstance(body, bytes) else orjson.dumps(body)
-    return Response(data, status=status, mimetype="application/json")
-
-
 @blp.route("/update", methods=["POST"])
 @jwt_required()
-@limiter.limit(lambda: services().settings.rate_limit_submit)
+@limiter.limit(lambda: services().settings.limits.submit)
 @refuse_banned
 @blp.arguments(schemas.SubmissionRequest())
 @blp.response(202, schemas.Accepted)
@@ -59,29 +54,22 @@ def submit(body):
         body["score_delta"],
         body["completed_at"],
         body["signature"],
-        s.settings.action_types_by_name,
-        s.settings.clock_skew,
+        s.settings.actions.by_name,
+        s.settings.actions.clock_skew,
     )
-    accepted = submissions.accept(
-        s.redis, s.scripts, s.keys, record, body["score_delta"], body["completed_at"], s.settings.batch_max,
-        pending_cap=s.settings.pending_cap, request_id=getattr(g, "request_id", ""),
-    )
+    batching = s.settings.batching
+    request_id = getattr(g, "request_id", "")
+    accepted = s.submissions.accept(record, body["score_delta"], body["completed_at"], batching.max_size,
+                                    pending_cap=batching.pending_cap, request_id=request_id)
     if accepted.new_batch:
-        s.queue.enqueue(
-            jobspec.APPLY_JOB,
-            accepted.batch_id,
-            retry=Retry(max=len(jobspec.APPLY_RETRY_INTERVALS), interval=list(jobspec.APPLY_RETRY_INTERVALS)),
-            on_failure=Callback(jobspec.APPLY_FAILURE_CALLBACK),
-            **jobspec.apply_job_options(accepted.batch_id, s.settings.apply_job_timeout, s.keys.prefix,
-                                        request_id=getattr(g, "request_id", "")),
-        )
-    wait = prefer_wait(request.headers.get("Prefer"), s.settings.prefer_wait_max)
+        enqueue_apply(s.queue, accepted.batch_id, batching.job_timeout, s.keys.prefix, request_id=request_id)
+    wait = prefer_wait(request.headers.get("Prefer"), batching.prefer_wait_max)
     if wait:
-        result = submissions.wait_result(s.redis, s.keys, accepted.submission_id, wait)
+        result = s.submissions.wait_result(accepted.submission_id, wait)
         if result is not None and result.get("state") == "applied":
-            return _json(result, 200)
+            return json_response(result, 200)
     sid = accepted.submission_id
-    return _json({"job_id": sid, "status_url": f"/api/score/jobs/{sid}", "state": "queued"}, 202)
+    return json_response({"job_id": sid, "status_url": f"/api/score/jobs/{sid}", "state": "queued"}, 202)
 
 
 @blp.route("/jobs/<string:job_id>", methods=["GET"])
@@ -92,7 +80,7 @@ def submit(body):
 def job_status(job_id):
     """The state of one of your submissions."""
     s = services()
-    body = submissions.status(s.redis, s.keys, current_user_id(), job_id) if len(job_id) <= 64 else None
+    body = s.submissions.status(current_user_id(), job_id) if len(job_id) <= 64 else None
     if body is None:
         raise Refused("not_found", "You have no submission with this id.")
-    return _json(body, 200)
+    return json_response(body, 200)

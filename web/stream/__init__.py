@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 
-import orjson
 import redis
-from flask import Flask, Response
+from flask import Flask
 
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from web import errors, metrics, security
+from web.responses import json_response
 from web.stream import lifecycle
 from web.stream.hub import Hub
 
@@ -24,7 +24,7 @@ def make_stream_redis(settings: Settings) -> redis.Redis:
     """A Redis client whose pool is bounded: a reconnect storm waits, it never opens
     thousands of connections (one of them holds the subscription)."""
     pool = redis.BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.stream_redis_connections, timeout=10,
+        settings.redis_url, max_connections=settings.stream.redis_connections, timeout=10,
         socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30,
         client_name=f"{settings.redis_prefix}stream:{os.getpid()}",  # whose connections are whose
     )
@@ -46,14 +46,14 @@ def init_stream(app: Flask, settings: Settings, client: redis.Redis | None = Non
 def create_stream_app(settings: Settings) -> Flask:
     """Build the stream process's application (no work happens at import time)."""
     app = Flask(__name__, static_folder=None)
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_content_length)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.http.max_content_length)
     hub = init_stream(app, settings)
     errors.install(app)
     metrics.install(app, settings)  # GET /metrics
 
     @app.get("/healthz")
     def healthz():
-        return Response(b'{"status":"ok"}', mimetype="application/json")
+        return json_response(b'{"status":"ok"}')
 
     @app.get("/readyz")
     def readyz():
@@ -69,10 +69,11 @@ def create_stream_app(settings: Settings) -> Flask:
         ok = all(v == "ok" for v in checks.values())
         body = {"status": "ok" if ok else "unavailable", "checks": checks, "viewers": len(hub.viewers),
                 "version": hub.version, "counters": dict(hub.stats)}
-        return Response(orjson.dumps(body), status=200 if ok else 503, mimetype="application/json")
+        return json_response(body, 200 if ok else 503)
 
     security.install_headers(app, settings)  # the web's: nosniff, CSP, frame and referrer rules, HSTS
     security.trust_proxies(app, settings)
+
     return app
 
 
@@ -90,7 +91,8 @@ OPENAPI_OPERATION = {
             "Authenticated by `Authorization: Bearer`, the `access_token` query parameter or the "
             "`access_token` cookie; without any of them, an anonymous viewer gets the board events "
             "alone (never a personal event), up to a configured number of streams per client address. "
-            "A page on another origin that sends the header gets its CORS preflight answered. First `retry:` and `event: scoreboard` (the current top 10, "
+            "A page on another origin that sends the header gets its CORS preflight answered. "
+            "First `retry:` and `event: scoreboard` (the current top 10, "
             "`id:` its version); then `event: scoreboard` whenever the top 10 changes (at most once "
             "per board interval, latest wins), `event: score` / `event: rejected` for the caller's "
             "own submissions (`id: <version>-<k>`, replayed after `Last-Event-ID` or the "

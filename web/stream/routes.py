@@ -21,7 +21,9 @@ from flask import Blueprint, Response, current_app, request
 from scoreboard.events import EventId, after_board, parse_event_id, sse
 from web.errors import error_response
 from web.stream.auth import MISSING, StreamRefused, banned, decode, revoked, token_of
-from web.stream.hub import RESYNC, Hub, board_version, stale_after
+from web.stream.hub import RESYNC, Hub
+from web.stream.listener import board_version
+from web.stream.ticker import stale_after
 from web.stream.viewer import Viewer
 
 blp = Blueprint("stream", __name__)
@@ -72,7 +74,7 @@ def stream():
         hub.redis.zrem(viewer.streams_key, viewer.id)
         raise unavailable("The live stream is catching up with Redis; try again shortly.")
     viewer.socket = request.environ.get("gunicorn.socket")
-    limit_send_buffer(viewer.socket, hub.settings.stream_send_buffer)
+    limit_send_buffer(viewer.socket, hub.settings.stream.send_buffer)
     body = StreamBody(hub, viewer, version, board, last or after_board(version),
                       writes_chunks=request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1")
     # direct_passthrough: the server iterates the body itself, not through werkzeug's encoding
@@ -87,14 +89,14 @@ def viewer_of(hub: Hub) -> Viewer:
     Raises:
         StreamRefused: a token that is not valid (401), or anonymous viewers turned away.
     """
-    settings, queue_max = hub.settings, hub.settings.stream_queue_max
+    settings, queue_max = hub.settings.stream, hub.settings.stream.queue_max
     token = token_of(request.headers, request.args, request.cookies)
     if token is None:
-        if not settings.stream_max_anonymous_per_address:
+        if not settings.max_anonymous_per_address:
             raise MISSING
         address = request.remote_addr or "unknown"
         return Viewer(None, "", None, math.inf, queue_max, streams_key=hub.keys.anonymous_streams(address))
-    identity = decode(token, settings)
+    identity = decode(token, hub.settings)
     return Viewer(identity.user_id, identity.jti, identity.sid, identity.expires_at, queue_max,
                   streams_key=hub.keys.streams(identity.user_id))
 
@@ -119,11 +121,11 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
     Raises:
         StreamRefused: revoked (401), banned (403), too many open streams (429), no board yet (503).
     """
-    k, settings = hub.keys, hub.settings
+    k, settings = hub.keys, hub.settings.stream
     key, now, stale = viewer.streams_key, time.time(), stale_after(settings)
     pipe = hub.redis.pipeline(transaction=True)
     if not viewer.anonymous:
-        pipe.exists(k.revoked(viewer.jti), *([k.revoked("sid:" + viewer.sid)] if viewer.sid else []))
+        pipe.exists(k.revoked(viewer.jti), *([k.revoked_session(viewer.sid)] if viewer.sid else []))
         pipe.sismember(k.banned, viewer.user_id)
     pipe.zremrangebyscore(key, "-inf", now - stale)
     pipe.zadd(key, {viewer.id: now})
@@ -133,7 +135,7 @@ def admit(hub: Hub, viewer: Viewer) -> tuple[int, bytes]:
     replies = pipe.execute()
     is_revoked, is_banned = (0, False) if viewer.anonymous else replies[:2]
     count, body = replies[-3], replies[-1]
-    cap = settings.stream_max_anonymous_per_address if viewer.anonymous else settings.stream_max_per_user
+    cap = settings.max_anonymous_per_address if viewer.anonymous else settings.max_per_user
     if is_revoked or is_banned or count > cap:
         hub.redis.zrem(key, viewer.id)
         if is_revoked:
@@ -213,7 +215,7 @@ class StreamBody:
         hub.watch_peer(viewer)
         if hub.draining:
             viewer.finish(sse("reconnect", b'{"reason":"shutdown"}'))
-        parts = [b"retry: %d\n\n" % hub.settings.stream_retry_ms, board]
+        parts = [b"retry: %d\n\n" % hub.settings.stream.retry_ms, board]
         if events is None:
             parts.append(RESYNC)
         else:

@@ -1,4 +1,5 @@
-"""Periodic jobs. Each runs on a worker, is quick, and is safe to run twice.
+"""The periodic jobs' bodies (the scheduler's ``scheduler/cron.py`` says when each runs).
+Each runs on a worker, beside the apply job, is quick, and is safe to run twice.
 
 Each records a report of its last run in Redis (``Keys.maintenance_report``); the web's
 ``/metrics`` exports when each job last finished and the ranking drift found.
@@ -35,7 +36,7 @@ def single_run(func=None, *, timeout: int = 120):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         applier = context.applier()
-        lock = applier.redis.lock(f"{applier.keys.prefix}cron:{func.__name__}", timeout=timeout, blocking=False)
+        lock = applier.redis.lock(applier.keys.job_lock(func.__name__), timeout=timeout, blocking=False)
         if not lock.acquire():
             log.info("periodic job skipped: another run is under way", extra={"job": func.__name__})
             return {"skipped": True}
@@ -73,7 +74,7 @@ def recover_batches() -> dict:
     """
     applier, settings = context.applier(), context.settings()
     r, keys = applier.redis, applier.keys
-    queue = Queue(settings.queue_name, connection=r)
+    queue = Queue(settings.batching.queue, connection=r)
     StartedJobRegistry(queue=queue).cleanup()
     now = time.time()
     oldest_ms, cutoff_ms = (now - jobspec.APPLY_FAILURE_TTL) * 1000, (now - ORPHAN_AFTER_S) * 1000
@@ -83,7 +84,7 @@ def recover_batches() -> dict:
         batch_id = raw.decode()
         job = Job.fetch_many([jobspec.apply_job_id(batch_id)], connection=r)[0]
         if job is None:
-            enqueue_apply(queue, batch_id, settings.apply_job_timeout, keys.prefix)
+            enqueue_apply(queue, batch_id, settings.batching.job_timeout, keys.prefix)
         elif job.get_status(refresh=False) == JobStatus.QUEUED:
             waiting = set(queue.get_job_ids()) if waiting is None else waiting
             if job.id in waiting:
@@ -120,8 +121,8 @@ def purge_expired() -> dict:
     """Give every Redis record its expiry; fail submissions and batches that were lost."""
     applier, settings = context.applier(), context.settings()
     lifetimes = purge.Lifetimes(
-        action_token=purge.token_lifetime(settings.action_token_ttl, settings.clock_skew),
-        result=settings.result_ttl,
+        action_token=purge.token_lifetime(settings.actions.token_ttl, settings.actions.clock_skew),
+        result=settings.batching.result_ttl,
         failed=jobspec.APPLY_FAILURE_TTL,
     )
-    return _record("purge_expired", purge.purge(applier.redis, applier.keys, lifetimes).as_dict())
+    return _record("purge_expired", purge.purge(applier.submissions, lifetimes).as_dict())

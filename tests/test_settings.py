@@ -1,0 +1,61 @@
+"""Settings: read once, in one place, in small frozen groups."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from scoreboard.settings import Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_PACKAGES = ("web", "scoreboard", "workers", "scheduler", "migrations")
+# gunicorn's config files read their own variables (ports, worker counts, timeouts), and
+# prometheus_client's multiprocess directory is the web's run-time state, not a setting.
+ALLOWED_FILES = {"scoreboard/settings.py", "web/gunicorn_conf.py", "web/stream_gunicorn_conf.py"}
+ENV_READ = re.compile(r"os\.environ|os\.getenv|getenv\(")
+
+BASE = {"DATABASE_URL": "postgresql://u@h/db", "REDIS_URL": "redis://h:6379/0", "SECRET_KEY": "k" * 40}
+
+
+def test_the_environment_is_read_in_settings_alone():
+    offenders = []
+    for package in SERVICE_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            if name in ALLOWED_FILES:
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if ENV_READ.search(line) and "PROMETHEUS_MULTIPROC_DIR" not in line:
+                    offenders.append(f"{name}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_every_group_is_frozen():
+    settings = Settings.from_env(BASE)
+    groups = [getattr(settings, f.name) for f in dataclasses.fields(settings) if dataclasses.is_dataclass(
+        getattr(settings, f.name))]
+    assert len(groups) >= 8
+    for group in groups:
+        field = dataclasses.fields(group)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(group, field, None)
+
+
+def test_variables_land_in_their_groups():
+    settings = Settings.from_env({**BASE, "BATCH_MAX": "7", "STREAM_HEARTBEAT": "2", "RATE_LIMIT_SUBMIT": "3 per second",
+                                  "ANOMALY_ZSCORE": "4.5", "METRICS_PORT": "9100", "STARTUP_WAIT": "2.5",
+                                  "DATABASE_REPLICA_URLS": "postgres://r1/db, postgresql://r2/db"})
+    assert settings.batching.max_size == 7 and settings.stream.heartbeat == 2.0
+    assert settings.limits.submit == "3 per second" and settings.anomaly.zscore == 4.5
+    assert settings.metrics.port == 9100 and settings.startup_wait == 2.5
+    assert settings.replicas.urls == ("postgresql://r1/db", "postgresql://r2/db")
+    # the near-limit rule follows the submit limit: 80% of 3/s over the 60 s window
+    assert settings.anomaly.rate_count == 144
+
+
+@pytest.mark.parametrize("name, value", [("BATCH_MAX", "0"), ("STREAM_RETRY_MS", "x"), ("RATELIMIT_ENABLED", "maybe"),
+                                         ("SCOREBOARD_ENV", "staging")])
+def test_a_bad_value_is_a_clear_error(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({**BASE, name: value})
