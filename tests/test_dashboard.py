@@ -137,6 +137,7 @@ def test_the_dashboard_session_ends_with_the_login_session(api, db):
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "token_revoked"
 
 
+@pytest.mark.slow  # starts a web process of its own, waits for a token to expire
 def test_the_dashboard_session_outlives_the_access_token(stack, api, db, base_env):
     """The session cookie holds the login session's refresh token: an hour later (here two
     seconds) the dashboard still answers, though every access token of the login has expired."""

@@ -4,6 +4,7 @@ with a screenshot of each kept under the test log directory (``screenshots/``)."
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests.browser import WAIT_MS, browsing, chromium, log_in, row, site, wait_until  # noqa: F401 (fixtures)
@@ -11,6 +12,8 @@ from tests.client import Player
 from tests.sse import Stream
 from tests.streams import live  # noqa: F401 (fixture)
 from tests.test_admin import make_admin
+
+pytestmark = pytest.mark.slow  # drives a browser
 
 
 def live_state(page) -> None:

@@ -4,12 +4,15 @@ way into the RQ dashboard; closed to everyone else. axe-core in each state, scre
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests.browser import WAIT_MS, browsing, chromium, log_in, site, wait_until  # noqa: F401 (fixtures)
 from tests.client import Player, wait_applied
 from tests.streams import live  # noqa: F401 (fixture)
 from tests.test_admin import flagged_submission, make_admin
+
+pytestmark = pytest.mark.slow  # drives a browser
 
 
 def enter_the_room(page, site, admin: Player) -> None:

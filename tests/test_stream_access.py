@@ -102,6 +102,7 @@ def capped(live, base_env):
         proc.stop()
 
 
+@pytest.mark.slow  # starts stream processes of its own
 def test_anonymous_streams_are_capped_per_client_address(capped):
     behind_proxy, direct = capped
     opened = []
@@ -128,6 +129,7 @@ def test_anonymous_streams_are_capped_per_client_address(capped):
             s.close()
 
 
+@pytest.mark.slow  # starts a stream process of its own
 def test_anonymous_viewers_can_be_turned_away(live, base_env):
     proc, base = processes.start_stream(stream_environment(base_env, STREAM_MAX_ANONYMOUS_PER_ADDRESS=0), LOG_DIR)
     try:
@@ -177,6 +179,7 @@ def test_a_ban_ends_the_users_streams_within_2s_and_refuses_new_ones(live, strea
             s.close()
 
 
+@pytest.mark.slow  # waits for a heartbeat
 def test_a_ban_whose_message_was_missed_ends_the_stream_at_the_next_heartbeat(live, stream_server, r, settings):
     player = Player(live)
     s = open_stream(stream_server, player)
