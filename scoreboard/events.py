@@ -126,6 +126,14 @@ class Message:
         return self.boards.get("all-time")
 
 
+def logout_message(*, sid: str | None = None, jti: str | None = None, user_id: int | None = None) -> bytes:
+    """The message that ends streams: those of a login session (``sid``, else the token
+    ``jti``) when it is revoked, or every stream of ``user_id`` when the user is banned."""
+    if user_id is not None:
+        return orjson.dumps({"logout": {"user_id": user_id, "reason": "banned"}})
+    return orjson.dumps({"logout": {"sid": sid, "jti": jti}})
+
+
 def parse_message(raw: bytes) -> Message:
     """Decode a message of ``Keys.events_channel``.
 

@@ -22,6 +22,7 @@ from scoreboard.apply import BatchResult, publish_ready
 from scoreboard.boards import ALL_TIME_ID, ALL_TIME_KEY
 from scoreboard.closing import write_final_ranks
 from scoreboard.errors import Refused
+from scoreboard.events import logout_message
 from scoreboard.logs import security_event
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
@@ -61,7 +62,8 @@ class Moderator:
     board_ttl: int
 
     def ban(self, user_id: int, admin_id: int) -> Decision:
-        """Ban a user: off the board at once, submissions refused. Idempotent.
+        """Ban a user: off the board at once, submissions, new streams and refreshes refused,
+        open streams ended (``event: logout``). Idempotent.
 
         Raises:
             Refused: ``not_found`` (no such user), ``cannot_ban_self``.
@@ -76,7 +78,10 @@ class Moderator:
                 conn.exec_driver_sql("UPDATE users SET banned = true, last_history_id = %s WHERE id = %s",
                                      (seq, user_id))
             periods = _held_periods_of(conn, user_id)
-        self.redis.sadd(self.keys.banned, user_id)
+        with self.redis.pipeline(transaction=True) as pipe:  # refused from now on; open streams end
+            pipe.sadd(self.keys.banned, user_id)
+            pipe.publish(self.keys.events_channel, logout_message(user_id=user_id))
+            pipe.execute()
         version = self._publish(user, seq, user.current_score, None, periods)
         security_event("user_banned", user_id=user_id, admin_id=admin_id)
         return Decision(user_id, user.username, user.current_score, True, version=version)

@@ -177,6 +177,10 @@ class Keys:
         """Sorted set of a user's open live streams (member: stream id, score: last seen)."""
         return f"{self.prefix}streams:{user_id}"
 
+    def anonymous_streams(self, address: str) -> str:
+        """Sorted set of the open live streams without a token from one client address."""
+        return f"{self.prefix}streams:addr:{address}"
+
     @property
     def banned(self) -> str:
         """Set of banned user ids (PostgreSQL's ``users.banned``, for the web's cheap check)."""

@@ -174,6 +174,8 @@ class Stream:
             batch of one user never overflows it.
         redis_connections: per stream process: one holds the subscription, the others
             run the commands.
+        max_anonymous_per_address: streams without a token (the board alone) per client
+            address (a venue's NAT shares one); 0 turns anonymous viewers away.
     """
 
     url: str = ""
@@ -183,6 +185,7 @@ class Stream:
     queue_max: int = 512
     send_timeout: float = 30.0
     max_per_user: int = 5
+    max_anonymous_per_address: int = 50
     replay_window: int = 10_000
     redis_connections: int = 2
     send_buffer: int = 32 * 1024
@@ -405,6 +408,7 @@ def _stream(env: Mapping[str, str]) -> Stream:
         queue_max=_int(env, "STREAM_QUEUE_MAX", Stream.queue_max, 1),
         send_timeout=max(_float(env, "STREAM_SEND_TIMEOUT", Stream.send_timeout), 0.5),
         max_per_user=_int(env, "STREAM_MAX_PER_USER", Stream.max_per_user, 1),
+        max_anonymous_per_address=_int(env, "STREAM_MAX_ANONYMOUS_PER_ADDRESS", Stream.max_anonymous_per_address, 0),
         replay_window=_int(env, "STREAM_REPLAY_WINDOW", Stream.replay_window, 1),
         redis_connections=_int(env, "STREAM_REDIS_CONNECTIONS", Stream.redis_connections, 2),
         send_buffer=_int(env, "STREAM_SEND_BUFFER", Stream.send_buffer, 0),

@@ -11,7 +11,9 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from tests import processes
 from tests.client import Player
+from tests.conftest import LOG_DIR
 from tests.test_admin import make_admin
 
 @pytest.fixture
@@ -133,6 +135,23 @@ def test_the_dashboard_session_ends_with_the_login_session(api, db):
     assert admin.http.post(f"{api}/api/auth/logout").status_code == 200
     resp = b.get(f"{api}/admin/rq/0/data/queues.json")
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "token_revoked"
+
+
+@pytest.mark.slow  # starts a web process of its own, waits for a token to expire
+def test_the_dashboard_session_outlives_the_access_token(stack, api, db, base_env):
+    """The session cookie holds the login session's refresh token: an hour later (here two
+    seconds) the dashboard still answers, though every access token of the login has expired."""
+    web, base = processes.start_web({**base_env, "ACCESS_TOKEN_EXPIRES": "2"}, LOG_DIR, workers=1)
+    try:
+        admin = make_admin(base, db)
+        b = browser(base, admin)
+        time.sleep(3)
+        assert admin.http.get(f"{base}/api/admin/flags").json()["error"]["code"] == "token_expired"
+        assert b.get(f"{base}/admin/rq/0/data/queues.json").status_code == 200
+        assert b.post(f"{base}/admin/rq/job/no-such-job/requeue",
+                      headers={"X-CSRFToken": b.cookies["_csrf_token"]}).status_code == 404  # past the CSRF check
+    finally:
+        web.stop()
 
 
 def test_a_revoked_admin_role_closes_the_dashboard(api, db):

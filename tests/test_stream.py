@@ -75,10 +75,11 @@ def test_token_by_header_query_or_cookie(live, stream_server, via):
         s.close()
 
 
-def test_refused_without_a_valid_token(live, stream_server, settings):
+def test_refused_with_a_token_that_is_not_valid(live, stream_server, settings):
+    """A token that is present but not valid is refused (without any token the viewer is
+    anonymous: tests/test_stream_access.py)."""
     p = Player(live)
     cases = [
-        (None, "missing_token"),
         ("not-a-jwt", "invalid_token"),
         (mint_token(settings, p.id, expires_in=-5), "token_expired"),
         (p.tokens["refresh_token"], "invalid_token"),

@@ -7,7 +7,6 @@ from datetime import timedelta
 from flask import Flask
 from rq import Queue
 from sqlalchemy.exc import DisconnectionError, OperationalError
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard.accounts import make_hasher
 from scoreboard.db import instrument_pool, make_engine, make_read_router
@@ -98,7 +97,5 @@ def create_app(settings: Settings) -> Flask:
     request_ids.install(app)
     app.wsgi_app = CachedBoard(app.wsgi_app, app.extensions["scoreboard"], security.common_headers(settings))
 
-    if settings.http.trusted_proxies:
-        n = settings.http.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    security.trust_proxies(app, settings)
     return app

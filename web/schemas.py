@@ -274,7 +274,58 @@ class Moderated(ma.Schema):
 
 class AdminSession(ma.Schema):
     dashboard_url = fields.String(metadata={"example": "/admin/rq/"})
-    expires_in = fields.Integer(metadata={"description": "seconds until the dashboard session ends"})
+    expires_in = fields.Integer(metadata={"description": "seconds until the dashboard session ends at the latest "
+                                                       "(it ends with the login session)"})
+
+
+class UserQuery(Strict):
+    search = fields.String(validate=validate.Length(min=1, max=32),
+                           metadata={"description": "only names containing this text, whatever its case"})
+    banned = fields.Boolean(metadata={"description": "only banned (true) or only not banned (false) users"})
+    before = fields.Integer(validate=ID, metadata={"description": "cursor: the previous page's next_before"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class AdminUser(ma.Schema):
+    id = fields.Integer()
+    username = fields.String()
+    score = fields.Integer()
+    banned = fields.Boolean()
+    is_admin = fields.Boolean()
+
+
+class UserList(ma.Schema):
+    users = fields.List(fields.Nested(AdminUser))
+    next_before = fields.Integer(allow_none=True, metadata={"description": "cursor of the next page; null at the end"})
+
+
+class FailedJobQuery(Strict):
+    limit = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+class HeldSubmission(ma.Schema):
+    job_id = fields.String(metadata={"description": "the submission's id (its job id for its client)"})
+    user_id = fields.Integer()
+    username = fields.String(allow_none=True)
+    action_type = fields.String()
+    score_delta = fields.Integer()
+    accepted_at = fields.Integer(metadata={"description": "unix ms"})
+    state = fields.String(metadata={"description": "queued, applied, rejected or failed"})
+
+
+class FailedJob(ma.Schema):
+    job_id = fields.String(metadata={"description": "the RQ job's id"})
+    batch_id = fields.String()
+    failed_at = fields.Integer(allow_none=True, metadata={"description": "unix ms"})
+    error = fields.String(metadata={"description": "the exception's last line"})
+    dashboard_url = fields.String(metadata={"description": "the job's page in the RQ dashboard"})
+    submissions = fields.List(fields.Nested(HeldSubmission),
+                              metadata={"description": "the submissions of its batch still on record"})
+
+
+class FailedJobList(ma.Schema):
+    jobs = fields.List(fields.Nested(FailedJob))
+    total = fields.Integer(metadata={"description": "failed apply jobs in the registry"})
 
 
 # --- boards --------------------------------------------------------------------------

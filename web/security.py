@@ -23,6 +23,7 @@ import io
 import re
 
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard.settings import Settings
 
@@ -154,6 +155,19 @@ def _limit_chunked_body() -> None:
 def install(app: Flask, settings: Settings) -> None:
     """Add the headers and CORS to every response of ``app``, and the chunked-body limit."""
     app.before_request(_limit_chunked_body)
-    app.after_request(_security_headers(settings))
+    install_headers(app, settings)
     if settings.http.cors_origins:
         app.after_request(_cors(settings.http.cors_origins))
+
+
+def install_headers(app: Flask, settings: Settings) -> None:
+    """The security headers alone (the stream process: it reads no bodies and answers its own CORS)."""
+    app.after_request(_security_headers(settings))
+
+
+def trust_proxies(app: Flask, settings: Settings) -> None:
+    """Believe ``X-Forwarded-For``/``-Proto``/``-Host`` from ``TRUSTED_PROXIES`` proxies (the
+    client address of rate limits and of the stream's per-address cap); call it last."""
+    if settings.http.trusted_proxies:
+        n = settings.http.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)

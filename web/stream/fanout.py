@@ -1,6 +1,7 @@
 """What the viewers of one process get: each board to its viewers (coalesced, latest wins),
-a closed period's final standings to its board's viewers,
-personal events to the viewers of their user, a logout to the viewers of that session.
+a closed period's final standings to its board's viewers, personal events to the viewers
+of their user (never to anonymous viewers), a logout to the viewers of that session, or of
+that user when they are banned.
 
 Each event is encoded once and the same bytes are shared by every viewer.
 """
@@ -18,6 +19,7 @@ from web.stream.registry import Viewers
 from web.stream.viewer import frame
 
 LOGOUT_REVOKED = sse("logout", b'{"reason":"revoked"}')
+LOGOUT_BANNED = sse("logout", b'{"reason":"banned"}')
 
 
 class FanOut:
@@ -91,7 +93,13 @@ class FanOut:
                 metrics.event_sent(event.event, len(viewers))
 
     def logout(self, message: Message) -> None:
-        """End the streams of the session (or the token) that logged out."""
-        sid, jti = message.logout.get("sid"), message.logout.get("jti")
+        """End the streams of the session (or the token) that logged out, or every stream
+        of a user who was banned."""
+        logout = message.logout
+        if logout.get("user_id") is not None:
+            for viewer in self.viewers.of_user(int(logout["user_id"])):
+                viewer.finish(LOGOUT_BANNED)
+            return
+        sid, jti = logout.get("sid"), logout.get("jti")
         for viewer in self.viewers.of_session(sid if sid else f"jti:{jti}"):
             viewer.finish(LOGOUT_REVOKED)

@@ -1,8 +1,9 @@
-"""The open streams of one stream process, by user and by login session.
+"""The open streams of one stream process, by user and by login session (anonymous viewers
+in neither index).
 
 Adding and removing viewers, cutting one off, noticing a client that closed its
-connection, and forgetting a closed stream's entry in Redis (the per-user cap counts the
-entries there) all happen here; what is sent to viewers is ``fanout``'s and ``ticker``'s.
+connection, and forgetting a closed stream's entry in Redis (the caps per user and per
+anonymous client address count the entries there) all happen here; what is sent to viewers is ``fanout``'s and ``ticker``'s.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Viewers:
         self._by_board: dict[str, dict[Viewer, None]] = defaultdict(dict)
         self._beats = beats
         self._next_beat = 0
-        self._gone: list[tuple[int, str]] = []
+        self._gone: list[tuple[str, str]] = []  # (open-stream key, viewer id)
 
     def __len__(self) -> int:
         return len(self._all)
@@ -76,6 +77,8 @@ class Viewers:
         metrics.stream_opened()
 
     def _indexes(self, viewer: Viewer):
+        if viewer.anonymous:  # the board alone: no personal event, no session
+            return ((self._by_board, viewer.board),)
         return ((self._by_user, viewer.user_id), (self._by_session, viewer.session), (self._by_board, viewer.board))
 
     def watch_peer(self, viewer: Viewer) -> None:
@@ -123,7 +126,7 @@ class Viewers:
         if viewer.released:
             return
         viewer.released = True
-        self._gone.append((viewer.user_id, viewer.id))
+        self._gone.append((viewer.streams_key, viewer.id))
         if len(self._gone) == 1:
             gevent.spawn_later(0.05, self.flush_gone)
 
@@ -151,8 +154,8 @@ class Viewers:
             return
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for user_id, viewer_id in gone:
-                pipe.zrem(self.keys.streams(user_id), viewer_id)
+            for key, viewer_id in gone:
+                pipe.zrem(key, viewer_id)
             pipe.execute()
         except redis.RedisError as exc:  # the entries go stale by themselves
             log.warning("could not forget closed streams", extra={"error": repr(exc)})
