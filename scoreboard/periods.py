@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from typing import TYPE_CHECKING
+
 import orjson
 import redis
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
 
 from scoreboard.boards import ALL_TIME_ID, Board, Period, period_at, period_of_key
 from scoreboard.redis_client import Keys
+
+if TYPE_CHECKING:  # the stream process reads the calendar from Redis and never loads SQLAlchemy
+    from sqlalchemy.engine import Connection
 
 OPEN, CLOSING, FINAL = "open", "closing", "final"
 
@@ -39,8 +42,10 @@ class Calendar:
     seasons: dict[str, tuple[Period, ...]]
 
     @classmethod
-    def load(cls, conn: Connection, boards: tuple[Board, ...]) -> "Calendar":
+    def load(cls, conn: "Connection", boards: tuple[Board, ...]) -> "Calendar":
         """The calendar of ``boards``, with the seasons read from PostgreSQL."""
+        from sqlalchemy import text
+
         seasons: dict[str, list[Period]] = {b.id: [] for b in boards if b.window == "season"}
         if seasons:
             for row in conn.execute(text("SELECT board, key, starts_at, ends_at FROM board_periods"

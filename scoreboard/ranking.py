@@ -14,15 +14,18 @@ import time
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from typing import TYPE_CHECKING
+
 import orjson
 import redis
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 from scoreboard import metrics
 from scoreboard.boards import EPOCH
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,14 @@ class Entry(NamedTuple):
     username: str
 
 
+def _sql(query: str):
+    """A SQL statement. SQLAlchemy is loaded only here: the stream process uses this module
+    (the Redis side of the rankings) and never loads it."""
+    from sqlalchemy import text
+
+    return text(query)
+
+
 def member(user_id: int, reached_at: datetime) -> bytes:
     """Sorted set member of a user: reverse byte order = earlier first, then higher id."""
     reached_us = (reached_at - EPOCH) // _MICROSECOND  # exact: a float timestamp may be a microsecond off
@@ -81,7 +92,7 @@ def entry(user_id: int, history_id: int, score: int, reached_at: datetime | None
     return Entry(history_id, score, member(user_id, reached_at) if on_board else b"", username)
 
 
-def rebuild(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, board: str = ALL_TIME,
+def rebuild(engine: "Engine", r: redis.Redis, scripts: Scripts, keys: Keys, board: str = ALL_TIME,
             period: str = ALL, wait: float = 30.0) -> bool:
     """Load a board period's ranking from PostgreSQL (after Redis lost it, or when a period
     is first held); one process does it at a time.
@@ -109,7 +120,7 @@ def rebuild(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, board:
         all_time = board == ALL_TIME
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True, max_row_buffer=REBUILD_CHUNK).execute(
-                text(_ENTRIES_SQL[all_time]), {"board": board, "period": period})
+                _sql(_ENTRIES_SQL[all_time]), {"board": board, "period": period})
             for rows in result.partitions(REBUILD_CHUNK):
                 args: list = [base]
                 for row in rows:
@@ -118,7 +129,7 @@ def rebuild(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, board:
                 scripts.rebuild(keys=[keys.usernames], args=args)
                 count += len(rows)
             if all_time:
-                banned = [row[0] for row in conn.execute(text("SELECT id FROM users WHERE banned"))]
+                banned = [row[0] for row in conn.execute(_sql("SELECT id FROM users WHERE banned"))]
                 if banned:
                     r.sadd(keys.banned, *banned)
         pipe = r.pipeline(transaction=True)
@@ -138,7 +149,7 @@ def refresh(scripts: Scripts, keys: Keys, board: str, period: str, cache_ttl: in
                            args=[keys.board_base(board, period), board, period, cache_ttl, "force" if force else ""])
 
 
-def read_board(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, limit: int, cache_ttl: int,
+def read_board(engine: "Engine", r: redis.Redis, scripts: Scripts, keys: Keys, limit: int, cache_ttl: int,
                board: str = ALL_TIME, period: str = ALL) -> bytes:
     """The body of a board period's top ``limit`` (at most 100), as JSON bytes (seed flow 5).
 
@@ -168,7 +179,7 @@ def cached_board(r: redis.Redis, keys: Keys, limit: int, board: str = ALL_TIME, 
     return _slice(cached, limit)
 
 
-def fill_from_database(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, cache_ttl: int,
+def fill_from_database(engine: "Engine", r: redis.Redis, scripts: Scripts, keys: Keys, cache_ttl: int,
                        board: str = ALL_TIME, period: str = ALL, wait: float | None = None) -> tuple[bytes, str]:
     """Read the top 100 from PostgreSQL and cache it, one caller at a time (single flight).
 
@@ -214,7 +225,7 @@ def _slice(body: bytes, limit: int) -> bytes:
     return orjson.dumps(board)
 
 
-def board_from_database(engine: Engine, r: redis.Redis, keys: Keys, limit: int, board: str = ALL_TIME,
+def board_from_database(engine: "Engine", r: redis.Redis, keys: Keys, limit: int, board: str = ALL_TIME,
                         period: str = ALL, version: int | None = None) -> bytes:
     """Read a board period's top ``limit`` from PostgreSQL (the fallback path).
 
@@ -224,7 +235,7 @@ def board_from_database(engine: Engine, r: redis.Redis, keys: Keys, limit: int, 
     all_time = board == ALL_TIME
     with engine.connect() as conn:
         rows = conn.execute(
-            text(f"{_ENTRIES_SQL[all_time]} {_RANKED_SQL[all_time]} ORDER BY {_ORDER_SQL[all_time]} LIMIT :limit"),
+            _sql(f"{_ENTRIES_SQL[all_time]} {_RANKED_SQL[all_time]} ORDER BY {_ORDER_SQL[all_time]} LIMIT :limit"),
             {"board": board, "period": period, "limit": limit},
         ).all()
     if version is None:
@@ -262,7 +273,7 @@ def user_entry(r: redis.Redis, keys: Keys, user_id: int, board: str = ALL_TIME,
     return r.zcount(zkey, f"({score}", "+inf") + 1, int(score)
 
 
-def rank_of(engine: Engine, r: redis.Redis, keys: Keys, user_id: int, score: int, board: str = ALL_TIME,
+def rank_of(engine: "Engine", r: redis.Redis, keys: Keys, user_id: int, score: int, board: str = ALL_TIME,
             period: str = ALL) -> int | None:
     """Competition rank of a user with ``score``: from Redis, or PostgreSQL while rebuilding."""
     if r.exists(keys.board_ready(board, period)):
@@ -273,7 +284,7 @@ def rank_of(engine: Engine, r: redis.Redis, keys: Keys, user_id: int, score: int
     column = "current_score" if all_time else "b.score"
     with engine.connect() as conn:
         higher = conn.execute(
-            text(f"SELECT count(*) FROM ({_ENTRIES_SQL[all_time]} {_RANKED_SQL[all_time]} AND {column} > :s) AS t"),
+            _sql(f"SELECT count(*) FROM ({_ENTRIES_SQL[all_time]} {_RANKED_SQL[all_time]} AND {column} > :s) AS t"),
             {"s": score, "board": board, "period": period},
         ).scalar_one()
     return higher + 1

@@ -91,7 +91,8 @@ function flagRow(flag) {
     td("Action", actionName(flag.action_type || "")),
     td("Points", signedNumber(flag.score_delta)),
     td("Why", ruleList(flag.rules)),
-    td("Counted on", (flag.boards ? Object.keys(flag.boards) : ["all-time"]).join(", ")),
+    td("Counted on", (flag.boards && flag.boards.length ? flag.boards.map((b) => `${b.board} ${b.period}`)
+                                                     : ["all-time"]).join(", ")),
     td("State", stateBadge(flag.state)),
     decide,
   );
