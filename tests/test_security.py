@@ -5,6 +5,7 @@ and the rate limits on login, registration and action tokens."""
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -263,3 +264,18 @@ def test_chunked_bodies_are_read_whole_or_refused(api, db, r, settings):
     # the contract's order: an unauthenticated caller hears 401 first, whatever the body
     resp = requests.post(url, data=chunked(b"{}", padding), headers={"Content-Type": "application/json"})
     assert_error(resp, 401, "missing_token")
+
+
+@pytest.mark.parametrize("given,kept", [
+    ("trace-1.a_B", True), ("x" * 64, True), ("x" * 65, False), ("", False), ("two words", False),
+    ('<meta http-equiv="refresh" content="0;url=//evil.example">', False), ("naïve", False), ("a/b", False),
+])
+def test_only_request_ids_of_safe_characters_are_taken(api, given, kept):
+    """The request id is stored with the submission and shown by admin tools: the caller's is
+    kept only when it is [A-Za-z0-9._-]{1,64}, else the request gets a fresh one."""
+    for path in ("/healthz", "/api/scoreboard", "/api/scoreboard?limit=7"):  # the cached board answers itself
+        echoed = requests.get(f"{api}{path}", headers={"X-Request-ID": given.encode()}).headers["X-Request-ID"]
+        if kept:
+            assert echoed == given, path
+        else:
+            assert re.fullmatch(r"[0-9a-f]{16}", echoed), (path, echoed)
