@@ -75,13 +75,14 @@ def test_hsts_when_configured(strict):
 def test_cors_for_configured_origins_only(strict):
     preflight = requests.options(f"{strict}/api/score/update", headers={
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type"})
+        "Access-Control-Request-Headers": "authorization, content-type, prefer, x-not-listed"})
     assert preflight.status_code == 200
     h = preflight.headers
     assert h["Access-Control-Allow-Origin"] == ORIGIN and "Origin" in h["Vary"]
-    assert "POST" in h["Access-Control-Allow-Methods"]
-    assert {"authorization", "content-type", "prefer"} <= {x.strip().lower()
-                                                           for x in h["Access-Control-Allow-Headers"].split(",")}
+    assert "POST" in h["Access-Control-Allow-Methods"] and h["Access-Control-Max-Age"] == "600"
+    # the headers asked for that the API takes, not others
+    assert {x.strip().lower() for x in h["Access-Control-Allow-Headers"].split(",")} == {
+        "authorization", "content-type", "prefer"}
     assert "Access-Control-Allow-Credentials" not in h
     board = requests.get(f"{strict}/api/scoreboard", headers={"Origin": ORIGIN})
     assert board.headers["Access-Control-Allow-Origin"] == ORIGIN
@@ -279,3 +280,23 @@ def test_only_request_ids_of_safe_characters_are_taken(api, given, kept):
             assert echoed == given, path
         else:
             assert re.fullmatch(r"[0-9a-f]{16}", echoed), (path, echoed)
+
+
+@pytest.mark.parametrize("configured,origin,allowed", [
+    ("*", "https://anyone.example", "*"),
+    ("http://[::1]:8080", "http://[::1]:8080", "http://[::1]:8080"),  # matched as written, not as a pattern
+    ("http://[::1]:8080", "http://1:8080", None),  # which the pattern [::1] would let in
+    ("https://play.example", "https://play.example.evil.example", None),
+])
+def test_cors_origins_match_exactly_or_all(base_env, configured, origin, allowed):
+    from web.app import create_app
+
+    app = create_app(Settings.from_env({**base_env, "CORS_ORIGINS": configured}))
+    client = app.test_client()
+    preflight = client.options("/api/score/update", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+    board = client.get("/api/scoreboard", headers={"Origin": origin})
+    for resp in (preflight, board):
+        assert resp.headers.get("Access-Control-Allow-Origin") == allowed
+    assert "Access-Control-Allow-Origin" not in client.get("/api/scoreboard").headers  # no Origin, no CORS
+    assert "Access-Control-Allow-Origin" not in client.get("/healthz", headers={"Origin": origin}).headers
+    app.extensions["scoreboard"].engine.dispose()
