@@ -52,12 +52,11 @@ _DROPPED = frozenset({"asctime"})  # set on a record by another handler's format
 # their echo: each of these is cut to the end of its line.
 _QUOTED_VALUES = re.compile(
     r"(DETAIL:\s+(?:Failing row contains |Key )|LINE \d+: |invalid input (?:syntax|value) for [^:\n]*: ).*")
-_MARKERS = ("DETAIL:", "LINE ", "invalid input")
 
 
 def _hide_quoted_values(_logger, _method, event_dict: dict) -> dict:
     for key, value in event_dict.items():
-        if isinstance(value, str) and any(marker in value for marker in _MARKERS):
+        if type(value) is str and ("DETAIL:" in value or "LINE " in value or "invalid input" in value):
             event_dict[key] = _QUOTED_VALUES.sub(r"\1(hidden)", value)
     return event_dict
 
