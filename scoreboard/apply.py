@@ -18,6 +18,7 @@ import orjson
 import redis
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from structlog.contextvars import bind_contextvars
 
 from scoreboard import anomaly, anomaly_context, jobspec, metrics, ranking
 from scoreboard.action_types import ActionType
@@ -438,17 +439,16 @@ class Applier:
             self.submissions.forget(batch_id)
             return {"batch_id": batch_id, "applied": 0, "rejected": 0, "version": None, "board_changed": False}
         started = time.perf_counter()
-        request_ids = sorted({s.request_id for s in subs if s.request_id})
+        ids = [s.id for s in subs]
+        # on every later line of the job (a worker runs each job in a log context of its own)
+        bind_contextvars(submission_ids=ids, request_ids=sorted({s.request_id for s in subs if s.request_id}))
         deadline = time.monotonic() + self.transient_wait_s
         try:
             self._retrying(lambda: self._hold_periods(subs), deadline)
             result = self._retrying(lambda: self._transaction(subs), deadline)
         except Exception as exc:
-            ids = [s.id for s in subs]
             metrics.APPLY_BATCHES.labels("error").inc()
-            log.warning("apply transaction rolled back",
-                        extra={"batch_id": batch_id, "submission_ids": ids, "request_ids": request_ids,
-                               "error": repr(exc)})
+            log.warning("apply transaction rolled back", extra={"batch_id": batch_id, "error": repr(exc)})
             if is_transient(exc) or jobspec.is_split_batch(batch_id):
                 raise
             raise BatchFailed(ids, exc) from exc
@@ -460,8 +460,7 @@ class Applier:
         log.info("batch applied", extra={"batch_id": batch_id, "size": len(subs), "applied": applied,
                                          "rejected": len(result.outcomes) - applied,
                                          "flagged": sum(o.flagged and not o.replayed for o in result.outcomes),
-                                         "version": version, "seconds": round(seconds, 4),
-                                         "request_ids": request_ids})
+                                         "version": version, "seconds": round(seconds, 4)})
         return {"batch_id": batch_id, "applied": applied, "rejected": len(result.outcomes) - applied,
                 "version": version, "board_changed": changed}
 
