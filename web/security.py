@@ -34,8 +34,8 @@ import io
 import re
 
 from flask import Flask, Response, g, request
-from werkzeug.middleware.proxy_fix import ProxyFix
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard.settings import Settings
 
