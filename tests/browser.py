@@ -37,14 +37,16 @@ SIZES = {
 
 
 class Site:
-    """A web process whose pages open the stream of a stream process on another port."""
+    """A web process whose pages open the stream of a stream process on another port
+    (``settings``: environment of both, such as ``BOARDS``; ``stream_settings``: the stream's)."""
 
-    def __init__(self, base_env: dict, **stream_settings):
+    def __init__(self, base_env: dict, settings: dict | None = None, **stream_settings):
         self.port = processes.free_port()
         self.web_port = processes.free_port()
         self.stream_url = f"http://127.0.0.1:{self.port}/api/scoreboard/stream"
-        self.stream_env = stream_environment(base_env, STREAM_RETRY_MS=500, STREAM_HEARTBEAT=2, **stream_settings)
-        self.web_env = dict(base_env, STREAM_URL=self.stream_url)
+        env = dict(base_env, **(settings or {}))
+        self.stream_env = stream_environment(env, STREAM_RETRY_MS=500, STREAM_HEARTBEAT=2, **stream_settings)
+        self.web_env = dict(env, STREAM_URL=self.stream_url)
         self.stream = self.web = None
         self.base = f"http://127.0.0.1:{self.web_port}"
         self.start()

@@ -4,9 +4,9 @@
 // stays live, the eye gets time), and a polite live region says what matters. With
 // `prefers-reduced-motion` the rows move without sliding.
 //
-// A page may hold several BoardViews (a board selector shows one at a time) and an
-// around-me panel can use one for the caller's neighbours: nothing here knows where
-// its boards come from.
+// A page holds several BoardViews: the chosen board's live top 10, its further pages,
+// the caller's neighbours (around me) and a closed period's final standings; nothing
+// here knows where its boards come from. Only a `live` view marks, slides and announces.
 
 import { number, ordinal, signedNumber } from "./words.js";
 
@@ -23,10 +23,10 @@ export class BoardView {
   /**
    * @param {HTMLTableElement} table a table with an empty tbody
    * @param {{note?: HTMLElement, announcer?: HTMLElement, paceMs?: number, markMs?: number,
-   *          announceMs?: number, empty?: string}} options
+   *          announceMs?: number, empty?: string, live?: boolean}} options
    */
   constructor(table, { note = null, announcer = null, paceMs = 1000, markMs = 10_000, announceMs = 5000,
-    empty = "No scores yet: be the first." } = {}) {
+    empty = "No scores yet: be the first.", live = true } = {}) {
     this.table = table;
     this.body = table.tBodies[0];
     this.note = note;
@@ -35,6 +35,7 @@ export class BoardView {
     this.markMs = markMs;
     this.announceMs = announceMs;
     this.emptyText = empty;
+    this.live = live;
     this.rows = new Map(); // user_id -> <tr>
     this.shown = null; // the board on screen
     this.pending = null; // the latest board not yet on screen
@@ -45,7 +46,7 @@ export class BoardView {
     this.lastAnnounced = -Infinity;
     this.announceTimer = null;
     this.updatedAt = 0; // Date.now() when the latest board arrived
-    this._sweeper = setInterval(() => this._sweepMarks(), 1000);
+    if (live) setInterval(() => this._sweepMarks(), 1000);
     this._setNote("Loading the board…");
   }
 
@@ -74,6 +75,12 @@ export class BoardView {
     this._setNote("Loading the board…");
   }
 
+  /** What to say when the board has no entries. */
+  setEmpty(text) {
+    this.emptyText = text;
+    if (this.shown && !this.shown.entries.length) this._setNote(text);
+  }
+
   /** Whose row to mark as "you" (null: nobody). */
   setMe(userId) {
     this.meId = userId ?? null;
@@ -90,7 +97,7 @@ export class BoardView {
   }
 
   _render(board) {
-    const before = this.shown ? new Map(this.shown.entries.map((e) => [e.user_id, e])) : null;
+    const before = this.shown && this.live ? new Map(this.shown.entries.map((e) => [e.user_id, e])) : null;
     const tops = new Map();
     if (before && !reducedMotion.matches) {
       for (const [id, row] of this.rows) tops.set(id, row.getBoundingClientRect().top);

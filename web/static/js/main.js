@@ -1,18 +1,26 @@
-// The live board page: the board over the live stream (anonymous, or with the signed-in
-// account's own events), the account, and guided play. `/?display=1` is the big-screen
-// view: the board alone, large, anonymous, no controls.
+// The live board page: the boards (tabs, `?board=`) over the live stream of the chosen
+// one (anonymous, or with the signed-in account's own events), its period's countdown and
+// last final standings, the player's place, the account, and guided play. `/?display=1`
+// is the big-screen view: the board alone, large, anonymous, no controls.
 
+import { call } from "./api.js";
+import { AroundMe } from "./around.js";
 import { BoardView } from "./board.js";
+import { MorePages } from "./pages.js";
+import { PeriodPanel } from "./period.js";
 import { Play } from "./play.js";
 import { session } from "./session.js";
 import { LiveStream } from "./stream.js";
-import { FIELD_WORDS, ago, errorWords, number, ordinal } from "./words.js";
+import { Tabs } from "./tabs.js";
+import { FIELD_WORDS, ago, boardName, errorWords, number, ordinal } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
 const display = document.body.dataset.mode === "display";
 const streamUrl = new URL(document.querySelector('meta[name="stream-url"]').content || "/api/scoreboard/stream",
   window.location.href).toString();
 const ME_REFRESH_MS = 5000;
+const BOARDS_REFRESH_MS = 10_000;
+const ALL_TIME = "all-time";
 
 // ------------------------------------------------------------------ messages
 
@@ -35,11 +43,28 @@ function note(text) {
 
 // ------------------------------------------------------------------ the board and the stream
 
+let chosen = new URLSearchParams(window.location.search).get("board") || ALL_TIME;
+let boards = new Map(); // id -> the board in GET /api/boards
+let boardsLoadedAt = 0;
+const closedPeriods = new Set(); // "board/period" of the periods that closed while watched
+
+/** `address` asking for board `id` (`?board=`, left out for the all-time board). */
+function withBoard(address, id) {
+  const url = new URL(address, window.location.href);
+  if (id === ALL_TIME) url.searchParams.delete("board");
+  else url.searchParams.set("board", id);
+  return url.toString();
+}
+
 const board = new BoardView($("scoreboard"), {
   note: $("board-note"), announcer: $("announcer"), paceMs: display ? 1500 : 1000,
 });
-const play = new Play({ say, note });
-const stream = new LiveStream(streamUrl, { token: () => (display || session.banned ? null : session.access) });
+const tabs = new Tabs($("board-tabs"), $("board-panel"), "Boards");
+const period = new PeriodPanel();
+const more = new MorePages();
+const around = new AroundMe();
+const play = new Play({ say, note, applied: () => around.load() });
+const stream = new LiveStream(withBoard(streamUrl, chosen), { token: () => (display || session.banned ? null : session.access) });
 
 const CONNECTION_WORDS = {
   connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline",
@@ -57,6 +82,7 @@ function setConnection(state) {
   showUpdated();
   renderPlay();
   if (state === "live" && !display && !play.types.size) play.loadTypes();
+  if (state === "live" && !boards.size && Date.now() - boardsLoadedAt > 3000) loadBoards(); // the first read failed
 }
 
 function showUpdated() {
@@ -67,12 +93,81 @@ function showUpdated() {
 }
 setInterval(showUpdated, 1000);
 
+// ------------------------------------------------------------------ the boards
+
+function emptyWords(info) {
+  if (info && info.window === "season" && !info.period) return "No season running: the board fills when the next one starts.";
+  return !info || info.window === "all_time" ? "No scores yet: be the first." : "No scores yet in this period: be the first.";
+}
+
+/** Read the boards and their periods (again: a period changed); on the first read, show the tabs. */
+async function loadBoards() {
+  boardsLoadedAt = Date.now();
+  const result = await call("GET", "/api/boards");
+  if (!result.ok) return;
+  const before = boards.get(chosen);
+  boards = new Map(result.data.boards.map((info) => [info.id, info]));
+  if (!boards.has(chosen)) { choose(ALL_TIME); return; }
+  tabs.render(result.data.boards.map(({ id }) => ({ id, label: boardName(id) })), chosen);
+  const info = boards.get(chosen);
+  period.setBoard(info);
+  board.setEmpty(emptyWords(info));
+  if (!before || (before.period && before.period.key) !== (info.period && info.period.key)) period.loadLast(info);
+}
+
+let restartTimer = null;
+
+/** Show board `id`: its stream (connected at once, or `soon` when a person chose it),
+ * period, last final standings and the player's place there. */
+function choose(id, soon = true) {
+  chosen = id;
+  tabs.select(id);
+  window.history.replaceState(null, "", withBoard(window.location.href, id));
+  $("display-link").href = withBoard("/?display=1", id);
+  $("board-title").textContent = id === ALL_TIME ? "Top 10" : `Top 10 · ${boardName(id)}`;
+  const info = boards.get(id) || null;
+  board.reset();
+  board.setEmpty(emptyWords(info));
+  more.reset();
+  around.setBoard(session.signedIn && !display ? id : null);
+  period.setBoard(info);
+  period.loadLast(info);
+  stream.url = withBoard(streamUrl, id);
+  clearTimeout(restartTimer); // arrow keys run through tabs: connect to the one they stop at
+  if (soon) restartTimer = setTimeout(() => stream.restart(), 250);
+  else stream.restart(); // (or start)
+}
+
+tabs.addEventListener("select", ({ detail }) => choose(detail));
+period.addEventListener("ended", () => setTimeout(loadBoards, 30_000)); // unless period_closed says first
+
+function onClosed(data) {
+  if (data.board !== chosen) return;
+  closedPeriods.add(`${data.board}/${data.period}`);
+  board.reset();
+  more.reset();
+  const info = boards.get(chosen);
+  if (info) {
+    $("announcer").textContent = period.closed(data);
+    board.setEmpty(emptyWords(info));
+  }
+  if (!data.next_period) board.show({ entries: [] }); // between seasons: no new board comes
+  around.setBoard(session.signedIn && !display ? chosen : null, true);
+}
+
 let meLoadedAt = 0;
 
 function onBoard(data) {
+  if (data.board && data.board !== chosen) return; // the stream of the board shown before
+  if (closedPeriods.has(`${chosen}/${data.period}`)) return;
   board.show(data);
+  more.offer(chosen, data.period, data.entries.length);
+  const info = boards.get(chosen);
+  if (info && data.period !== undefined && (info.period ? info.period.key : null) !== data.period
+      && Date.now() - boardsLoadedAt > BOARDS_REFRESH_MS) loadBoards(); // a new period began
   if (!session.signedIn || display) return;
-  const mine = data.entries.find((entry) => entry.user_id === session.userId);
+  around.setTop(data.entries);
+  const mine = chosen === ALL_TIME && data.entries.find((entry) => entry.user_id === session.userId);
   if (mine) session.update({ score: mine.score, rank: mine.rank });
   else if (Date.now() - meLoadedAt > ME_REFRESH_MS) { // ranks below the top 10 move when others score
     meLoadedAt = Date.now();
@@ -92,6 +187,7 @@ stream.addEventListener("message", ({ detail }) => {
   try { data = detail.data ? JSON.parse(detail.data) : null; } catch (_) { return; }
   switch (detail.event) {
     case "scoreboard": onBoard(data); break;
+    case "period_closed": onClosed(data); break;
     case "score": play.applied(data); break;
     case "rejected": play.refused(data.job_id, data.error); break;
     case "resync": session.loadMe(); break;
@@ -108,6 +204,7 @@ stream.addEventListener("refused", async ({ detail: { status, error, retryAfter 
     return;
   }
   if (status === 403 && error.code === "user_banned") { session.markBanned(); return; }
+  if (status === 404 && error.code === "unknown_board" && chosen !== ALL_TIME) { choose(ALL_TIME); return; }
   if (status === 401 && session.signedIn) {
     const outcome = error.code === "token_expired" ? await session.refresh() : "ended";
     if (outcome === "ok") stream.restart();
@@ -134,7 +231,8 @@ function renderAccount() {
   $("sign-in").hidden = signedIn;
   $("signed-in").hidden = !signedIn;
   $("admin-link").hidden = !session.mayAdmin;
-  board.setMe(signedIn ? session.userId : null);
+  for (const view of [board, more.view, around.view, period.finals]) view.setMe(signedIn ? session.userId : null);
+  around.setBoard(signedIn && !display ? chosen : null);
   if (!signedIn) {
     $("events").replaceChildren();
     $("recent-title").hidden = true;
@@ -235,8 +333,9 @@ $("logout").addEventListener("click", async () => {
 // ------------------------------------------------------------------ start
 
 renderAccount();
+choose(chosen, false);
+loadBoards();
 if (session.signedIn && !display) {
   session.loadMe().then(renderMe);
 }
 if (!display) play.loadTypes();
-stream.start();

@@ -22,11 +22,13 @@ async function sign(secret, message) {
 
 export class Play {
   /**
-   * @param {{say: (text: string, kind?: string) => void, note: (text: string) => void}} feedback
+   * @param {{say: (text: string, kind?: string) => void, note: (text: string) => void,
+   *          applied?: (result: object) => void}} feedback (`applied`: after each applied result)
    */
-  constructor({ say, note }) {
+  constructor({ say, note, applied = () => {} }) {
     this.say = say;
     this.note = note;
+    this.onApplied = applied;
     this.types = new Map();
     this.action = null; // {token..., startedAt (performance.now at the answer), type}
     this.blocked = ""; // why play is off ("offline", "banned", ...); "" when it is on
@@ -196,6 +198,7 @@ export class Play {
       ? `${text} Flagged for review: faster or bigger than usual, an admin will look at it.`
       : text, result.flagged ? "warning" : "success");
     this.note(`${signedNumber(result.score_delta)} applied${result.flagged ? " (flagged for review)" : ""}`);
+    this.onApplied(result);
   }
 
   /** A refused or failed submission: say it once. */

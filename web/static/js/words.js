@@ -94,3 +94,37 @@ export function when(unixMs) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `
     + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
+
+/** A board's name from its id: "all-time" -> "All time". */
+export const boardName = actionName;
+
+/** Time left, to the second: "2 d 4 h 05 min 09 s", "12 min 05 s", "9 s". */
+export function countdown(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const [d, h, m, sec] = [Math.floor(s / 86400), Math.floor(s / 3600) % 24, Math.floor(s / 60) % 60, s % 60];
+  const pad = (n) => String(n).padStart(2, "0");
+  if (d) return `${d} d ${h} h ${pad(m)} min ${pad(sec)} s`;
+  if (h) return `${h} h ${pad(m)} min ${pad(sec)} s`;
+  return m ? `${m} min ${pad(sec)} s` : `${sec} s`;
+}
+
+const DAY = new Intl.DateTimeFormat("en-GB", { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" });
+const MONTH = new Intl.DateTimeFormat("en-GB", { month: "long", year: "numeric", timeZone: "UTC" });
+const TIME = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit" });
+const DAY_TIME = new Intl.DateTimeFormat("en-GB", { weekday: "short", hour: "2-digit", minute: "2-digit" });
+
+/** A period in words from its board's window and its {key, starts_at, ends_at}:
+ * "Mon 30 Nov", "Week 49, 2026", "November 2026", "09:00 to 10:00", "Season spring-2026". */
+export function periodName(window, period) {
+  const { key, starts_at: start, ends_at: end } = period;
+  if (window === "all_time") return "All time";
+  if (window === "daily") return DAY.format(new Date(`${key}T12:00:00Z`));
+  if (window === "weekly") return `Week ${Number(key.split("-W")[1])}, ${key.split("-W")[0]}`;
+  if (window === "monthly") return MONTH.format(new Date(`${key}-15T12:00:00Z`));
+  if (window === "fixed") {
+    if (!start) return key;
+    const sameDay = new Date(start).toDateString() === new Date().toDateString();
+    return `${(sameDay ? TIME : DAY_TIME).format(start)} to ${TIME.format(end)}`;
+  }
+  return `Season ${key}`;
+}
