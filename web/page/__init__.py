@@ -1,4 +1,5 @@
-"""The web pages: the live board at ``GET /`` (``/?display=1``: the big-screen view), the
+"""The web pages: the live boards at ``GET /`` (``?board=<id>``: that board's tab;
+``/?display=1``: the big-screen view, ``&board=<id>`` too), the
 admin room at ``GET /admin/``, and their static files (plain HTML, CSS and JavaScript
 modules, no build step; ``web/static/vendor/`` holds the one library, with its licence).
 
