@@ -115,6 +115,7 @@ def test_switching_a_tab_shows_that_boards_entries(scores, site, browsing):
     page = browsing.page()
     page.goto(site.base + "/")
     showing(page, [a, b, c])
+    page.wait_for_selector("#period-name:text('All-time totals')", timeout=WAIT_MS)  # the boards are read
     tabs = page.eval_on_selector_all('#board-tabs[role="tablist"] [role="tab"]',
                                      "ts => ts.map((t) => [t.textContent, t.getAttribute('aria-selected'), t.tabIndex])")
     assert tabs == [["All time", "true", 0], ["Round", "false", -1], ["Season", "false", -1]]
@@ -166,7 +167,7 @@ def test_the_big_screen_shows_the_board_it_is_given(scores, site, browsing):
     page.goto(site.base + "/?display=1&board=round")
     showing(page, [a])
     assert text(page, "#board-title") == "Top 10 · Round"
-    assert page.is_visible("#countdown") and text(page, "#countdown").startswith("ends in")
+    page.wait_for_selector("#countdown:text('ends in')", timeout=WAIT_MS)
     assert page.is_hidden("#board-tabs")
     visible = page.eval_on_selector_all("input, select, button, a", "els => els.filter(e => e.offsetParent).length")
     assert visible == 0, "no controls on the big screen"
@@ -229,6 +230,7 @@ def test_a_round_that_closes_live_shows_its_final_standings_then_the_new_round(s
     page = browsing.page()
     page.goto(site.base + "/?board=round")
     showing(page, [a, b])
+    page.wait_for_selector("#period-name:text(' to ')", timeout=WAIT_MS)  # the boards are read
     before = text(page, "#period-name")
     assert page.is_hidden("#last-period"), "no round has closed yet"
 
