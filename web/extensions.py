@@ -89,3 +89,11 @@ class Blueprint(SmorestBlueprint):
     """A flask-smorest blueprint whose JSON bodies go through ``JsonOnlyParser``."""
 
     ARGUMENTS_PARSER = JsonOnlyParser()
+
+    def errors(self, *codes: int):
+        """Decorator: document each of these statuses as an answer in the contract's error shape."""
+        def decorate(view):
+            for code in codes:
+                view = self.alt_response(code, schema=schemas.ErrorSchema)(view)
+            return view
+        return decorate
