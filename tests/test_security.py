@@ -178,6 +178,49 @@ def test_jwts_with_another_algorithm_or_a_tampered_payload_are_refused(api, sett
     assert requests.get(f"{api}/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
+def test_jwts_signed_with_the_real_key_but_missing_what_the_service_relies_on_are_refused(api, settings):
+    """A token without ``exp`` would never expire; one whose subject is not a user id made a
+    view fail. Both, and their kin, are 401 ``invalid_token`` on the API and the stream."""
+    p = Player(api)
+    access = pyjwt.decode(p.tokens["access_token"], options={"verify_signature": False})
+    refresh = pyjwt.decode(p.tokens["refresh_token"], options={"verify_signature": False})
+
+    def without(claims, name):
+        return {k: v for k, v in claims.items() if k != name}
+
+    def signed(claims):
+        return pyjwt.encode(claims, settings.jwt_secret_key, algorithm="HS256")
+
+    cases = {
+        "no exp": without(access, "exp"),
+        "exp not a number": {**access, "exp": "tomorrow"},
+        "subject not a number": {**access, "sub": "admin"},
+        "subject with an underscore": {**access, "sub": f"{p.id}_0"},
+        "subject in another script's digits": {**access, "sub": "\u0661"},
+        "subject with a space": {**access, "sub": f" {p.id}"},
+        "subject zero": {**access, "sub": "0"},
+        "subject beyond a bigint": {**access, "sub": str(2**63)},
+        "subject as a JSON number": {**access, "sub": p.id},
+        "no subject": without(access, "sub"),
+        "no jti": without(access, "jti"),
+        "sid not a string": {**access, "sid": {"a": 1}},
+    }
+    me, stream = f"{api}/api/users/me", f"{api}/api/scoreboard/stream"
+    for name, claims in cases.items():
+        bearer = {"Authorization": f"Bearer {signed(claims)}"}
+        assert_error(requests.get(me, headers=bearer), 401, "invalid_token")
+        assert requests.post(f"{api}/api/actions", json={"action_type": "tap"}, headers=bearer).status_code == 401, name
+        resp = requests.get(stream, headers=bearer, timeout=10, stream=True)
+        assert (resp.status_code, resp.json()["error"]["code"]) == (401, "invalid_token"), name
+    for name in ("exp", "sub", "jti"):
+        resp = requests.post(f"{api}/api/auth/refresh", headers={"Authorization": f"Bearer {signed(without(refresh, name))}"})
+        assert_error(resp, 401, "invalid_token")
+    # the genuine tokens still work
+    assert p.http.get(me).status_code == 200
+    assert p.http.post(f"{api}/api/auth/refresh", headers={"Authorization": f"Bearer {p.tokens['refresh_token']}"}
+                       ).status_code == 200
+
+
 PROD = {"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x", "SCOREBOARD_ENV": "production"}
 
 
