@@ -9,7 +9,6 @@ last maintenance runs) are read from Redis at scrape time by the API's
 
 from __future__ import annotations
 
-import hmac
 import os
 import time
 
@@ -67,11 +66,8 @@ def install(app: Flask, settings: Settings, collector: Collector | None = None) 
         return response
 
     def metrics_view():
-        token = settings.metrics.token
-        if token:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return error_response(401, "invalid_token", "Scraping needs the metrics bearer token.")
+        if not metrics.scrape_allowed(request.headers.get("Authorization"), settings.metrics.token):
+            return error_response(401, "invalid_token", metrics.TOKEN_REFUSED_MESSAGE)
         return Response(exposition(collector), mimetype=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])
