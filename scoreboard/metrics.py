@@ -37,6 +37,11 @@ HTTP_DURATION = Histogram(
     "Time to produce the response (for a stream: until it starts), by route template and status.",
     ["method", "route", "status"], buckets=LATENCY_BUCKETS,
 )
+HTTP_CLIENT_DISCONNECTS = Counter(
+    "scoreboard_http_client_disconnects",
+    "Requests whose client went away before its body was whole (no answer reached anyone; not in "
+    "scoreboard_http_requests), by route template.", ["method", "route"],
+)
 
 # --- submissions: accepted or refused by the web, applied/rejected/flagged by a worker
 SUBMISSIONS_ACCEPTED = Counter("scoreboard_submissions_accepted", "Submissions accepted by the web (202 or 200).")

@@ -15,7 +15,7 @@ from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from scoreboard.submissions import Submissions
-from web import errors, identity, metrics, request_ids, security
+from web import bodies, errors, identity, metrics, request_ids, security
 from web.board.cached import CachedBoard
 from web.extensions import NoCookieSession, api, jwt, limit_reset_in, limiter
 from web.scrape import ScrapeCollector
@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(page_blp)
 
     request_ids.install(app)
+    bodies.install(app, settings)  # after the request id, so its log lines carry it
     app.wsgi_app = CachedBoard(app.wsgi_app, app.extensions["scoreboard"], security.common_headers(settings))
 
     if settings.http.trusted_proxies:

@@ -23,6 +23,7 @@ from scoreboard.settings import Settings
 from web.errors import error_response
 
 SUBMIT_ENDPOINT = "scores.submit"
+CLIENT_GONE = "client_disconnected"  # web.bodies: no answer reached anyone
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 # Error codes that are security events: refused credentials, tokens and permissions.
 SECURITY_CODES = {
@@ -81,8 +82,11 @@ def observe(response: Response) -> None:
     route = rule.rule if rule is not None else "unmatched"
     method = request.method if request.method in METHODS else "other"
     status = response.status_code
-    count_request(method, route, status, elapsed)
     code = g.get("error_code")
+    if code == CLIENT_GONE:
+        metrics.HTTP_CLIENT_DISCONNECTS.labels(method, route).inc()
+        return
+    count_request(method, route, status, elapsed)
     if request.endpoint == SUBMIT_ENDPOINT:
         if status in (200, 202):
             metrics.SUBMISSIONS_ACCEPTED.inc()
