@@ -16,6 +16,7 @@ from scoreboard.settings import Settings, SettingsError
 from tests import processes, state
 from tests.client import Player
 from tests.conftest import LOG_DIR
+from tests.raw_http import assert_refusal, exchange
 
 ORIGIN = "https://play.example"
 STRICT = {
@@ -150,6 +151,29 @@ def test_routing_errors_in_the_contract_shape(method, path, status, code, api):
     assert_error(resp, status, code)
     if status == 405:
         assert resp.headers["Allow"]
+
+
+SERVER_REFUSALS = {
+    "request line over 4094 bytes": (b"GET /api/scoreboard?x=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "a header over 8190 bytes": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    "over 100 headers": (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n",
+                         431),
+    "not HTTP at all": (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    "a bad header name": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),
+    "an unknown HTTP version": (b"GET /healthz HTTP/7.1\r\nHost: x\r\n\r\n", 400),
+    "an unknown transfer coding": (b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\n"
+                                   b"Transfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n", 501),
+}
+
+
+@pytest.mark.parametrize("case", list(SERVER_REFUSALS))
+def test_what_gunicorn_refuses_itself_is_in_the_contract_shape(case, api):
+    """Requests gunicorn answers before the app sees them: JSON in the contract's shape,
+    never its HTML page."""
+    data, status = SERVER_REFUSALS[case]
+    resp_status, headers, body = exchange(api, data)
+    assert_refusal(resp_status, headers, body, status)
+    assert headers["x-content-type-options"] == "nosniff" and headers["connection"] == "close"
 
 
 def _b64(data: dict) -> str:

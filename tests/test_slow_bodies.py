@@ -16,6 +16,7 @@ import requests
 from tests import processes
 from tests.client import Player
 from tests.conftest import LOG_DIR
+from tests.raw_http import connect, read_all
 from tests.test_metrics import scrape, value
 
 CONNECTIONS = 20  # per worker, one worker
@@ -33,8 +34,7 @@ def small_web(stack, base_env):
 
 def open_request(base: str, head: str, body: bytes) -> socket.socket:
     """A connection that has sent ``head`` (request line and headers) and ``body``, and waits."""
-    host, port = base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=60)
+    sock = connect(base)
     sock.sendall(head.encode() + body)
     return sock
 
@@ -51,14 +51,6 @@ def half_a_length(base: str) -> socket.socket:
     return open_request(base, head("/api/actions", "Content-Length: 256"), b" " * 128)
 
 
-def answer(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
-
-
 @pytest.mark.slow
 def test_the_web_keeps_answering_while_slow_bodies_wait(small_web, api):
     proc, base = small_web
@@ -70,7 +62,7 @@ def test_the_web_keeps_answering_while_slow_bodies_wait(small_web, api):
         p = Player(base)
         assert p.http.post(f"{base}/api/actions", json={"action_type": "tap"}, timeout=60).status_code == 201
         for sock in waiting:
-            reply = answer(sock)
+            reply = read_all(sock)
             assert reply.startswith(b"HTTP/1.1 408 "), reply[:300]
             assert b'"code":"request_timeout"' in reply and b"Content-Type: application/json" in reply
     finally:
@@ -86,11 +78,11 @@ def test_a_client_gone_mid_body_is_no_server_error(small_web, api):
     for opened in (half_a_chunk, half_a_length):
         sock = opened(base)
         sock.shutdown(socket.SHUT_WR)  # the upload ends early: the client has gone
-        answer(sock)
+        read_all(sock)
         sock.close()
     # broken chunked framing is the client's fault too, and said in the contract's shape
     sock = open_request(base, head("/api/actions", "Transfer-Encoding: chunked"), b"zz\r\n{}\r\n0\r\n\r\n")
-    reply = answer(sock)
+    reply = read_all(sock)
     sock.close()
     assert reply.startswith(b"HTTP/1.1 400 ") and b'"code":"malformed_request"' in reply, reply[:300]
     assert requests.get(f"{base}/healthz").status_code == 200
