@@ -5,6 +5,7 @@ and the rate limits on login, registration and action tokens."""
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -174,6 +175,30 @@ def test_what_gunicorn_refuses_itself_is_in_the_contract_shape(case, api):
     resp_status, headers, body = exchange(api, data)
     assert_refusal(resp_status, headers, body, status)
     assert headers["x-content-type-options"] == "nosniff" and headers["connection"] == "close"
+
+
+def test_undeclared_query_parameters_are_refused_on_every_documented_operation(api, db, r, settings):
+    """Every operation of the OpenAPI document, with or without a query schema, refuses a
+    query parameter it does not declare: 422 with the name, and nothing changes."""
+    admin = Player(api)
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET is_admin = true WHERE id = %s", (admin.id,))
+    spec = requests.get(f"{api}/api/openapi.json").json()
+    before = state.snapshot(db, r, settings.redis_prefix)
+    operations = [(method, path) for path, item in spec["paths"].items() for method in item if method != "parameters"]
+    assert len(operations) >= 18
+    for method, path in operations:
+        url = api + re.sub(r"\{[^}]+\}", "1", path)
+        resp = admin.http.request(method, f"{url}?surprise=1", json={}, timeout=10)
+        assert_error(resp, 422, "invalid_request")
+        assert resp.json()["error"]["fields"] == {"surprise": ["Unknown field."]}, (method, path)
+    # beside declared ones, and on the board's cached fast path
+    for url in ("/api/scoreboard?limit=5&surprise=1", "/api/scoreboard?surprise=", "/api/admin/flags?limit=5&x=1"):
+        resp = admin.http.get(api + url)
+        assert_error(resp, 422, "invalid_request")
+    assert state.snapshot(db, r, settings.redis_prefix) == before
+    assert requests.get(f"{api}/api/scoreboard?limit=5").status_code == 200
+    assert admin.http.get(f"{api}/api/admin/flags?limit=5&state=open").status_code == 200
 
 
 def _b64(data: dict) -> str:

@@ -15,7 +15,7 @@ from scoreboard.redis_client import Keys, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from scoreboard.submissions import Submissions
-from web import bodies, errors, identity, metrics, request_ids, security
+from web import bodies, errors, identity, metrics, query_params, request_ids, security
 from web.board.cached import CachedBoard
 from web.extensions import NoCookieSession, api, jwt, limit_reset_in, limiter
 from web.scrape import ScrapeCollector
@@ -91,6 +91,7 @@ def create_app(settings: Settings) -> Flask:
     init_stream(app, settings)
     document(api.spec, app)
     app.register_blueprint(page_blp)
+    query_params.install(app, query_params.declared(api.spec.to_dict()["paths"], app))
 
     request_ids.install(app)
     bodies.install(app, settings)  # after the request id, so its log lines carry it

@@ -14,7 +14,7 @@ from flask import Flask
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from web import errors, metrics
+from web import errors, metrics, query_params
 from web.responses import json_response
 from web.stream import lifecycle
 from web.stream.hub import Hub
@@ -50,6 +50,7 @@ def create_stream_app(settings: Settings) -> Flask:
     hub = init_stream(app, settings)
     errors.install(app)
     metrics.install(app, settings)  # GET /metrics
+    query_params.install(app, query_params.declared({_stream_rule(app).rule: OPENAPI_OPERATION}, app))
 
     @app.get("/healthz")
     def healthz():
@@ -82,8 +83,11 @@ def create_stream_app(settings: Settings) -> Flask:
 
 def document(spec, app: Flask) -> None:
     """Add the stream to the API's OpenAPI document (flask-smorest's spec)."""
-    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "stream.stream")
-    spec.path(rule=rule, operations=OPENAPI_OPERATION)
+    spec.path(rule=_stream_rule(app), operations=OPENAPI_OPERATION)
+
+
+def _stream_rule(app: Flask):
+    return next(r for r in app.url_map.iter_rules() if r.endpoint == "stream.stream")
 
 
 OPENAPI_OPERATION = {
