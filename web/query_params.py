@@ -23,9 +23,11 @@ UNKNOWN = ["Unknown field."]  # marshmallow's own message for an unknown field
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-def declared(paths: Mapping[str, dict], app: Flask) -> dict[tuple[str, str], frozenset[str]]:
+def declared(paths: Mapping[str, dict], app: Flask,
+             security_schemes: Mapping[str, dict] = {}) -> dict[tuple[str, str], frozenset[str]]:
     """{(endpoint, METHOD): the query parameter names its operation declares} for every
-    operation of an OpenAPI ``paths`` object served by ``app``."""
+    operation of an OpenAPI ``paths`` object served by ``app``, the names of the query
+    API keys (``security_schemes``) its security requirements take included."""
     by_path = {}
     for rule in app.url_map.iter_rules():
         by_path.setdefault(_openapi_path(rule.rule), []).append(rule.endpoint)
@@ -36,7 +38,8 @@ def declared(paths: Mapping[str, dict], app: Flask) -> dict[tuple[str, str], fro
             if method not in _HTTP_METHODS:
                 continue
             for endpoint in by_path.get(path, ()):
-                names[endpoint, method.upper()] = shared | _query_names(operation.get("parameters", ()))
+                names[endpoint, method.upper()] = (shared | _query_names(operation.get("parameters", ()))
+                                                   | _query_keys(operation.get("security", ()), security_schemes))
     return names
 
 
@@ -60,6 +63,11 @@ def install(app: Flask, names: dict[tuple[str, str], frozenset[str]]) -> None:
 
 def _query_names(parameters: Iterable[dict]) -> frozenset[str]:
     return frozenset(p["name"] for p in parameters if isinstance(p, dict) and p.get("in") == "query")
+
+
+def _query_keys(requirements: Iterable[dict], schemes: Mapping[str, dict]) -> frozenset[str]:
+    return frozenset(schemes[name]["name"] for requirement in requirements for name in requirement
+                     if schemes.get(name, {}).get("type") == "apiKey" and schemes[name].get("in") == "query")
 
 
 def _openapi_path(rule: str) -> str:

@@ -14,6 +14,7 @@ from scoreboard.moderation import Moderator
 from web import schemas
 from web.admin.auth import admin_required, set_session_cookies
 from web.extensions import Blueprint
+from web.openapi import links, operation
 from web.responses import json_response
 from web.services import services
 
@@ -41,6 +42,8 @@ def _errors(*codes: int):
 @blp.arguments(schemas.FlagQuery(), location="query")
 @blp.response(200, schemas.FlagList)
 @_errors(401, 403, 422)
+@links(200, resolve={"operationRef": operation("/api/admin/flags/{flag_id}/resolve", "post"),
+                     "parameters": {"flag_id": "$response.body#/flags/0/id"}, "description": "decide the newest flag"})
 def list_flags(query):
     """Flagged submissions, newest first; filter by state, rule, user; page with ``before``."""
     page = flags.list_flags(services().reads, state=query.get("state"), rule=query.get("rule"),
@@ -66,6 +69,8 @@ def resolve_flag(body, flag_id):
 @blp.response(200, schemas.Moderated)
 @_errors(401, 403, 404)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="cannot_ban_self")
+@links(200, unban={"operationRef": operation("/api/admin/users/{user_id}/unban", "post"),
+                   "parameters": {"user_id": "$response.body#/user_id"}, "description": "lift the ban"})
 def ban_user(user_id):
     """Ban a user: off the board at once, their action tokens and submissions refused
     with 403 ``user_banned``. Idempotent."""
@@ -77,6 +82,8 @@ def ban_user(user_id):
 @admin_required
 @blp.response(200, schemas.Moderated)
 @_errors(401, 403, 404)
+@links(200, ban={"operationRef": operation("/api/admin/users/{user_id}/ban", "post"),
+                 "parameters": {"user_id": "$response.body#/user_id"}, "description": "ban again"})
 def unban_user(user_id):
     """Lift a ban: the user is back on the board with their score. Idempotent."""
     decision = moderator().unban(user_id, g.admin_id)
