@@ -16,7 +16,6 @@ import requests
 
 from tests import invariants
 from tests.client import Player
-from tests.processes import ROOT
 from tests.test_admin import flagged_submission, make_admin
 from web import schemas
 
@@ -67,9 +66,9 @@ def test_schemathesis_finds_nothing_with_every_check_authenticated(api, db, r, s
     argv = [str(SCHEMATHESIS), "--config-file", str(path), "--no-color", "run", f"{api}/api/openapi.json",
             "--checks", "all", "--max-examples", str(EXAMPLES), "--seed", "1", "--workers", "1",
             "--phases", "examples,coverage,fuzzing,stateful", "--suppress-health-check", "all"]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=840)
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=840)  # its cache stays there
     assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-3000:]
-    assert "Tested: 18" in done.stdout or "Tested: " in done.stdout
+    assert "Tested: " in done.stdout, done.stdout[-3000:]
     invariants.wait_until_settled(r, settings.redis_prefix)
     invariants.check(db, r, settings.redis_prefix)
 
