@@ -23,13 +23,23 @@ EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "60"))
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
+# each security scheme of the document, and what of the login answer it takes
+TOKENS = {"bearerAuth": "/access_token", "refreshToken": "/refresh_token", "accessTokenQuery": "/access_token",
+          "accessTokenCookie": "/access_token"}
+
+
 def config(username: str, password: str) -> str:
-    """schemathesis.toml: log in as ``username`` for an access and a refresh token, again
-    after a 401 (the run logs out); read one event of the stream; a request refused for its
-    size before the app (414, 431) is a refusal too."""
-    login = f"""path = "/api/auth/login"
+    """schemathesis.toml: log in as ``username`` for each scheme's token, again after a 401
+    (the run logs out); no made-up value beside a real token (a valid header and a garbage
+    query token at once is answered by the header, as the contract orders them); read one
+    event of the stream; a request refused for its size before the app (414, 431) is a
+    refusal too."""
+    auth = "".join(f"""[auth.dynamic.openapi.{scheme}]
+path = "/api/auth/login"
 payload = {{ username = "{username}", password = "{password}" }}
-retry_on = [401]"""
+retry_on = [401]
+extract_selector = "{selector}"
+""" for scheme, selector in TOKENS.items())
     return f"""
 request-timeout = 15
 max-stream-events = 1
@@ -38,19 +48,7 @@ with-security-parameters = false
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429",
                      "431"]
-[auth.dynamic.openapi.bearerAuth]
-{login}
-extract_selector = "/access_token"
-[auth.dynamic.openapi.refreshToken]
-{login}
-extract_selector = "/refresh_token"
-[auth.dynamic.openapi.accessTokenQuery]
-{login}
-extract_selector = "/access_token"
-[auth.dynamic.openapi.accessTokenCookie]
-{login}
-extract_selector = "/access_token"
-"""
+{auth}"""
 
 
 @pytest.mark.slow
