@@ -6,7 +6,7 @@ RQ's started registry; once its heartbeat lapses (job timeout + a few seconds) t
 registry cleanup retries it, and PostgreSQL makes sure nothing is counted twice.
 
 With ``METRICS_PORT`` set, the worker serves its own Prometheus metrics on that port
-(one port per worker process; see the README's Operations section).
+(one port per worker process; see docs/operations.md, "Metrics").
 """
 
 from __future__ import annotations
