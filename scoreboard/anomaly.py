@@ -93,8 +93,10 @@ Rule = Callable[[Observation, Thresholds], "dict | None"]
 
 
 def too_fast(obs: Observation, limits: Thresholds) -> dict | None:
-    """Completed faster than the action type's fastest humanly possible time."""
-    if obs.duration_ms < obs.action_type.min_duration_ms:
+    """Completed faster than the action type's fastest humanly possible time (a type
+    without one, ``min_duration_ms`` 0, is never too fast, even when two web instances'
+    clocks put the acceptance a little before the issue)."""
+    if obs.action_type.min_duration_ms > 0 and obs.duration_ms < obs.action_type.min_duration_ms:
         return {"duration_ms": obs.duration_ms, "min_duration_ms": obs.action_type.min_duration_ms}
     return None
 

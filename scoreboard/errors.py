@@ -14,6 +14,7 @@ MESSAGES = {
     "invalid_credentials": "Wrong username or password.",
     "user_banned": "This account is banned.",
     "queue_full": "Too many submissions are waiting; try again shortly.",
+    "period_overlap": "This season overlaps another season of the board, or reuses its key.",
 }
 
 

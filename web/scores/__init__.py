@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from flask import g, request
 
-from scoreboard import action_tokens
+from scoreboard import action_tokens, jobspec
 from scoreboard.errors import Refused
 from web import schemas
 from web.banned import refuse_banned
@@ -18,6 +19,8 @@ from web.services import services
 from workers.enqueue import enqueue_apply
 
 blp = Blueprint("scores", __name__, url_prefix="/api/score", description="Score submission")
+
+log = logging.getLogger(__name__)
 
 JOB_STATUS = {"operationRef": operation("/api/score/jobs/{job_id}", "get"),
               "parameters": {"job_id": "$response.body#/job_id"}, "description": "the submission's state"}
@@ -67,6 +70,8 @@ def submit(body):
                                     pending_cap=batching.pending_cap, request_id=request_id)
     if accepted.new_batch:
         enqueue_apply(s.queue, accepted.batch_id, batching.job_timeout, s.keys.prefix, request_id=request_id)
+    log.info("submission accepted", extra={"submission_id": accepted.submission_id, "batch_id": accepted.batch_id,
+                                           "rq_job_id": jobspec.apply_job_id(accepted.batch_id)})
     wait = prefer_wait(request.headers.get("Prefer"), batching.prefer_wait_max)
     if wait:
         result = s.submissions.wait_result(accepted.submission_id, wait)

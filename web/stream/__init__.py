@@ -14,7 +14,7 @@ from flask import Flask
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from web import errors, metrics, query_params
+from web import errors, metrics, query_params, security
 from web.responses import json_response
 from web.stream import lifecycle
 from web.stream.hub import Hub
@@ -73,11 +73,8 @@ def create_stream_app(settings: Settings) -> Flask:
                 "version": hub.version, "counters": dict(hub.stats)}
         return json_response(body, 200 if ok else 503)
 
-    @app.after_request
-    def _headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    security.install_headers(app, settings)  # the web's: nosniff, CSP, frame and referrer rules, HSTS
+    security.trust_proxies(app, settings)
 
     return app
 
@@ -117,14 +114,16 @@ def _event(name: str, data: str, event_id: dict | None = None, data_schema: str 
 
 STREAM_EVENT = {
     "oneOf": [
-        _event("scoreboard", "the board, as `GET /api/scoreboard` answers it",
+        _event("scoreboard", "the board's top 10, as `GET /api/scoreboard` answers it, with `board` and `period`",
                {"type": "string", "pattern": "^[0-9]+$", "description": "the board's version"}, "Board"),
         _event("score", "one of the caller's submissions applied: "
                '`{"job_id", "score", "rank", "score_delta", "flagged"}`',
                {"type": "string", "pattern": "^[0-9]+-[0-9]+$", "description": "`<version>-<k>`"}),
         _event("rejected", 'one of the caller\'s submissions refused by a worker: `{"job_id", "error"}`',
                {"type": "string", "pattern": "^[0-9]+-[0-9]+$", "description": "`<version>-<k>`"}),
-        _event("logout", '`{"reason"}`: the token was revoked or expired; the stream ends'),
+        _event("period_closed", '`{"board", "period", "entries", "next_period"}`: the final top 10 of the '
+               "period that closed; the new period's `scoreboard` follows"),
+        _event("logout", '`{"reason": "revoked" | "expired" | "banned"}`: the stream ends'),
         _event("resync", '`{"reason": "replay_gap"}`: personal events after `Last-Event-ID` are no '
                "longer held; re-read `GET /api/users/me`"),
         _event("reconnect", '`{"reason"}`: this server is shutting down or resyncing; reconnect'),
@@ -145,17 +144,23 @@ OPENAPI_OPERATION = {
         "summary": "The live board and the caller's own events (Server-Sent Events)",
         "description": (
             "Authenticated by `Authorization: Bearer`, the `access_token` query parameter or the "
-            "`access_token` cookie. First `retry:` and `event: scoreboard` (the current top 10, "
+            "`access_token` cookie; without any of them, an anonymous viewer gets the board events "
+            "alone (never a personal event), up to a configured number of streams per client address. "
+            "A page on another origin that sends the header gets its CORS preflight answered. "
+            "First `retry:` and `event: scoreboard` (the current top 10, "
             "`id:` its version); then `event: scoreboard` whenever the top 10 changes (at most once "
             "per board interval, latest wins), `event: score` / `event: rejected` for the caller's "
             "own submissions (`id: <version>-<k>`, replayed after `Last-Event-ID` or the "
             "`last_event_id` query parameter), `: ping` at least every 15 s, `event: logout` then "
-            "the end when the token is revoked or expires, `event: resync` when personal events "
+            "the end when the token is revoked or expires or the user is banned (`{\"reason\": \"revoked\"|"
+            "\"expired\"|\"banned\"}`), `event: resync` when personal events "
             "after `Last-Event-ID` are no longer held (re-read `GET /api/users/me`), and "
             "`event: reconnect` when the server shuts down."
         ),
-        "security": [{"bearerAuth": []}, {"accessTokenQuery": []}, {"accessTokenCookie": []}],
+        "security": [{"bearerAuth": []}, {"accessTokenQuery": []}, {"accessTokenCookie": []}, {}],  # {}: anonymous
         "parameters": [
+            {"name": "board", "in": "query", "required": False, "description": "the board to watch (404 unknown_board)",
+             "schema": {"type": "string", "default": "all-time", "pattern": "^[a-z0-9-]{1,32}$"}},
             {"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
         ],
@@ -163,8 +168,11 @@ OPENAPI_OPERATION = {
             "200": {"description": "An event stream; `schema` describes one event of it, as OpenAPI before 3.2 "
                                    "reads `text/event-stream`",
                     "content": {"text/event-stream": {"schema": STREAM_EVENT}}},
-            "401": _error("missing_token, invalid_token, token_expired, token_revoked"),
-            "429": _error("too_many_streams: the per-user cap on open streams"),
+            "401": _error("invalid_token, token_expired, token_revoked (a token that is present but not valid); "
+                          "missing_token for an Authorization header that is not Bearer"),
+            "403": _error("user_banned"),
+            "404": _error("unknown_board"),
+            "429": _error("too_many_streams: the cap on open streams per user, or per client address without a token"),
             "503": _error("unavailable: the stream is catching up or shutting down"),
             "default": {"$ref": "#/components/responses/DEFAULT_ERROR"},
         },
