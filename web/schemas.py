@@ -440,9 +440,11 @@ class PeriodList(ma.Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+# The last millisecond a date can hold (9999-12-31T23:59:59.999Z): later ones were a 500.
+UNIX_MS = validate.Range(min=0, max=253402300799999)
+
+
 class SeasonRequest(Strict):
     key = fields.String(required=True, validate=FullMatch(r"^[a-z0-9][a-z0-9-]{0,31}$"))
-    starts_at = StrictInteger(required=True, validate=validate.Range(min=0, max=2**53),
-                              metadata={"description": "unix ms"})
-    ends_at = StrictInteger(required=True, validate=validate.Range(min=0, max=2**53),
-                            metadata={"description": "unix ms"})
+    starts_at = StrictInteger(required=True, validate=UNIX_MS, metadata={"description": "unix ms"})
+    ends_at = StrictInteger(required=True, validate=UNIX_MS, metadata={"description": "unix ms"})
