@@ -16,6 +16,7 @@ from web import schemas
 from web.admin.auth import admin_required, set_session_cookies
 from web.admin.failed_jobs import failed_apply_jobs
 from web.extensions import Blueprint
+from web.openapi import links, operation
 from web.responses import json_response
 from web.services import services
 
@@ -36,6 +37,8 @@ def moderator() -> Moderator:
 @blp.arguments(schemas.FlagQuery(), location="query")
 @blp.response(200, schemas.FlagList)
 @blp.errors(401, 403, 422)
+@links(200, resolve={"operationRef": operation("/api/admin/flags/{flag_id}/resolve", "post"),
+                     "parameters": {"flag_id": "$response.body#/flags/0/id"}, "description": "decide the newest flag"})
 def list_flags(query):
     """Flagged submissions, newest first; filter by state, rule, user; page with ``before``."""
     page = flags.list_flags(services().reads, state=query.get("state"), rule=query.get("rule"),
@@ -86,6 +89,8 @@ def list_failed_jobs(query):
 @blp.response(200, schemas.Moderated)
 @blp.errors(401, 403, 404)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="cannot_ban_self")
+@links(200, unban={"operationRef": operation("/api/admin/users/{user_id}/unban", "post"),
+                   "parameters": {"user_id": "$response.body#/user_id"}, "description": "lift the ban"})
 def ban_user(user_id):
     """Ban a user: off the board at once, their action tokens, submissions, new streams and
     refreshes refused with 403 ``user_banned``, their open streams ended (``event:
@@ -98,6 +103,8 @@ def ban_user(user_id):
 @admin_required
 @blp.response(200, schemas.Moderated)
 @blp.errors(401, 403, 404)
+@links(200, ban={"operationRef": operation("/api/admin/users/{user_id}/ban", "post"),
+                 "parameters": {"user_id": "$response.body#/user_id"}, "description": "ban again"})
 def unban_user(user_id):
     """Lift a ban: the user is back on the board with their score. Idempotent."""
     decision = moderator().unban(user_id, g.admin_id)

@@ -6,15 +6,13 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from flask_jwt_extended import jwt_required
-
 from scoreboard import accounts, navigation
 from scoreboard.errors import Refused
 from scoreboard.periods import Calendar, utc_ms
 from web import schemas
 from web.admin.auth import admin_required
 from web.extensions import Blueprint
-from web.identity import current_user_id
+from web.identity import current_user_id, token_required
 from web.responses import json_response
 from web.services import services
 
@@ -68,7 +66,7 @@ def board_page(query, board):
 
 
 @blp.route(f"/boards/<{_BOARD}>/around/me", methods=["GET"])
-@jwt_required()
+@token_required()
 @blp.arguments(schemas.AroundQuery(), location="query")
 @blp.response(200, schemas.AroundMe)
 @blp.errors(401, 404, 422, 503)
