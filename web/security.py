@@ -30,7 +30,7 @@ import base64
 import hashlib
 import re
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
