@@ -132,8 +132,10 @@ class Moderator:
             counted_on = conn.exec_driver_sql("SELECT counted_on FROM score_history WHERE id = %s",
                                               (flag.history_id,)).scalar_one() or []
             score, seq, reached_at = self._revert(conn, user, flag, counted_on)
-            _revert_on_boards(conn, flag, counted_on)
+            revised = _revert_on_boards(conn, flag, counted_on)
             periods = _held_periods_of(conn, user.id, last_closed=True)
+        if revised:  # the cached pages of those final standings are stale now
+            self.redis.delete(*(self.keys.board_pages(board, period) for board, period in revised))
         version = self._publish(user, seq, score, None if user.banned else reached_at, periods)
         security_event("flag_resolved", flag_id=flag_id, decision="revert", user_id=user.id,
                        score_change=-flag.score_change, admin_id=admin_id)
@@ -184,9 +186,11 @@ def _held_periods_of(conn: Connection, user_id: int, last_closed: bool = False) 
     ).all()
 
 
-def _revert_on_boards(conn: Connection, flag, counted_on: list[str]) -> None:
+def _revert_on_boards(conn: Connection, flag, counted_on: list[str]) -> list[tuple[str, str]]:
     """Take a reverted submission's points back on every board period it counted on; a
-    final period's standings are corrected and stamped ``revised_at``."""
+    final period's standings are corrected and stamped ``revised_at``. Returns the final
+    periods revised."""
+    revised = []
     for where in counted_on:
         board, period = where.split("/", 1)
         if board == ALL_TIME_ID:
@@ -200,6 +204,8 @@ def _revert_on_boards(conn: Connection, flag, counted_on: list[str]) -> None:
             " RETURNING key", (board, period)).first()
         if final is not None:
             write_final_ranks(conn, board, period, revision=True)
+            revised.append((board, period))
+    return revised
 
 
 def _close_flag(conn: Connection, flag_id: int, state: str, admin_id: int):

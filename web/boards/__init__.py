@@ -6,21 +6,21 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from flask_jwt_extended import jwt_required
-
 from scoreboard import accounts, navigation
 from scoreboard.errors import Refused
 from scoreboard.periods import Calendar, utc_ms
 from web import schemas
 from web.admin.auth import admin_required
 from web.extensions import Blueprint
-from web.identity import current_user_id
+from web.identity import current_user_id, token_required
 from web.responses import json_response
 from web.services import services
 
 blp = Blueprint("boards", __name__, url_prefix="/api", description="Boards: periods, final standings, navigation")
 
 _ID = "int(max=9223372036854775807)"
+# A board id is at most 32 characters: a longer path is no board (and the OpenAPI document says so).
+_BOARD = "string(maxlength=64):board"
 
 
 def _calendar() -> Calendar:
@@ -42,14 +42,6 @@ def _version() -> int:
     return int(services().redis.get(services().keys.board_version) or 0)
 
 
-def _errors(*codes: int):
-    def decorate(view):
-        for code in codes:
-            view = blp.alt_response(code, schema=schemas.ErrorSchema)(view)
-        return view
-    return decorate
-
-
 @blp.route("/boards", methods=["GET"])
 @blp.response(200, schemas.BoardList)
 def boards():
@@ -57,10 +49,10 @@ def boards():
     return json_response({"boards": navigation.listing(_calendar(), _now())})
 
 
-@blp.route("/boards/<string:board>", methods=["GET"])
+@blp.route(f"/boards/<{_BOARD}>", methods=["GET"])
 @blp.arguments(schemas.BoardPageQuery(), location="query")
 @blp.response(200, schemas.BoardPage)
-@_errors(400, 404, 422, 503)
+@blp.errors(400, 404, 422, 503)
 def board_page(query, board):
     """A page of a board period (the open one, else the last closed): competition ranks,
     equal scores by who reached them first in the period; ``next_cursor`` continues it."""
@@ -73,11 +65,11 @@ def board_page(query, board):
                           "version": _version(), "generated_at": time.time_ns() // 1_000_000})
 
 
-@blp.route("/boards/<string:board>/around/me", methods=["GET"])
-@jwt_required()
+@blp.route(f"/boards/<{_BOARD}>/around/me", methods=["GET"])
+@token_required()
 @blp.arguments(schemas.AroundQuery(), location="query")
 @blp.response(200, schemas.AroundMe)
-@_errors(401, 404, 422, 503)
+@blp.errors(401, 404, 422, 503)
 def around_me(query, board):
     """The caller's entry with the entries just above and below it, ``limit`` in all."""
     view = navigation.resolve(services().reads.engine(), _calendar(), board, query.get("period"), _now())
@@ -88,10 +80,10 @@ def around_me(query, board):
     return json_response({"board": board, "period": view.as_dict() if view else None, **body})
 
 
-@blp.route(f"/boards/<string:board>/users/<{_ID}:user_id>", methods=["GET"])
+@blp.route(f"/boards/<{_BOARD}>/users/<{_ID}:user_id>", methods=["GET"])
 @blp.arguments(schemas.PeriodQuery(), location="query")
 @blp.response(200, schemas.UserOnBoard)
-@_errors(404, 422, 503)
+@blp.errors(404, 422, 503)
 def user_on_board(query, board, user_id):
     """One user's rank, score and percentile on a board period (rank null when not on it)."""
     s = services()
@@ -105,10 +97,10 @@ def user_on_board(query, board, user_id):
     return json_response({"user_id": user.id, "username": user.username, **place})
 
 
-@blp.route("/boards/<string:board>/periods", methods=["GET"])
+@blp.route(f"/boards/<{_BOARD}>/periods", methods=["GET"])
 @blp.arguments(schemas.PeriodsQuery(), location="query")
 @blp.response(200, schemas.PeriodList)
-@_errors(404, 422)
+@blp.errors(404, 422)
 def periods(query, board):
     """The board's closed periods, newest first, each with its winner."""
     cursor = int(query["cursor"]) if query.get("cursor") else None
@@ -116,11 +108,11 @@ def periods(query, board):
                                                    cursor))
 
 
-@blp.route("/admin/boards/<string:board>/periods", methods=["POST"])
+@blp.route(f"/admin/boards/<{_BOARD}>/periods", methods=["POST"])
 @admin_required
 @blp.arguments(schemas.SeasonRequest())
 @blp.response(201, schemas.PeriodSpan)
-@_errors(401, 403, 404, 422)
+@blp.errors(401, 403, 404, 422)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="period_overlap")
 def add_season(body, board):
     """Open a season on a season board (admins): no overlap with another season, no end in the past."""
