@@ -166,7 +166,7 @@ class Reader:
             total, more = reply[0], reply[1] + len(entries) < reply[0]
             entries = self._hide_banned(view, entries)
         else:
-            entries, last, total, more = self._final_page(board, key, limit, after)
+            entries, last, total, more = self._final_page(board, key, limit, after, view.revised_at)
         next_cursor = self.cursors.make(board, key, *last) if more and last else None
         return {"entries": entries, "total": total, "next_cursor": next_cursor}
 
@@ -212,8 +212,11 @@ class Reader:
 
     # --------------------------------------------------------------- final periods
 
-    def _final_page(self, board: str, key: str, limit: int, after) -> tuple[list[dict], tuple | None, int, bool]:
-        field = f"{after[0]}:{after[1].hex()}|{limit}" if after else f"|{limit}"
+    def _final_page(self, board: str, key: str, limit: int, after,
+                    revised_at: datetime | None) -> tuple[list[dict], tuple | None, int, bool]:
+        # a page is cached per revision of the standings: an admin's revert is read at once
+        revision = 0 if revised_at is None else to_ms(revised_at)
+        field = f"{revision}|{after[0]}:{after[1].hex()}|{limit}" if after else f"{revision}||{limit}"
         cached = self.redis.hget(self.keys.board_pages(board, key), field)
         if cached is not None:
             page = orjson.loads(cached)

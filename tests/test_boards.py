@@ -182,6 +182,28 @@ def test_a_revert_after_the_close_corrects_the_standings_and_stamps_revised_at(a
     invariants.check(db, r, applier.keys.prefix)
 
 
+def test_a_revert_in_an_older_final_period_shows_on_its_cached_pages(applier, moderator, settings, db, r):
+    admin, cheat, honest = make_user(db), make_user(db), make_user(db)
+    applier.apply_batch(accept_at(applier, settings, honest, 5, at(1)).batch_id)
+    applier.apply_batch(accept_at(applier, settings, cheat, 8, at(2), action_type="coin_pickup",
+                                  completed_after_ms=1).batch_id)  # too fast: flagged
+    close(applier, at(11))
+    close(applier, at(21))  # round 0910 closes: Redis lets go of 0900, read from PostgreSQL now
+    reader = navigation.Reader(applier.engine, r, applier.scripts, applier.keys, navigation.Cursors("k"))
+
+    def page():
+        view = navigation.resolve(applier.engine, calendar_of(applier), "round", "20261130T0900Z", at(22))
+        return view, [(e["user_id"], e["rank"], e["score"]) for e in reader.page(view, 10, None)["entries"]]
+
+    assert page()[1] == [(cheat, 1, 8), (honest, 2, 5)]  # now in the page cache
+    with db.cursor() as cur:
+        cur.execute("SELECT id FROM score_flags WHERE user_id = %s", (cheat,))
+        [(flag_id,)] = cur.fetchall()
+    moderator.resolve(flag_id, "revert", admin)
+    view, entries = page()
+    assert view.revised_at is not None and entries == [(honest, 1, 5), (cheat, 2, 0)]
+
+
 def test_cursor_pages_never_repeat_or_skip_an_entry_that_did_not_move(applier, settings, db, r):
     users = [make_user(db) for _ in range(9)]
     for i, uid in enumerate(users):
