@@ -7,9 +7,12 @@ clock at its 202) before its batch is applied; the closing job is given its ``no
 
 import dataclasses
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import orjson
+import psycopg2
 import pytest
 
 from scoreboard import closing, navigation
@@ -179,6 +182,50 @@ def test_a_revert_after_the_close_corrects_the_standings_and_stamps_revised_at(a
         assert cur.fetchone()[0] is True
     view = navigation.resolve(applier.engine, calendar_of(applier), "round", "20261130T0900Z", at(12))
     assert view.state == "final" and view.revised_at is not None
+    invariants.check(db, r, applier.keys.prefix)
+
+
+def waiting_on_locks(db, count: int, timeout: float = 10) -> None:
+    """Wait until ``count`` sessions of the database wait on a lock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()")
+            if cur.fetchone()[0] >= count:
+                return
+        assert time.monotonic() < deadline, f"fewer than {count} sessions wait on a lock"
+        time.sleep(0.02)
+
+
+def test_a_revert_racing_the_close_leaves_final_ranks_of_the_reverted_scores(applier, moderator, settings, db,
+                                                                              database_url, r):
+    """The revert of a submission in a period that ended, while the closer writes its final
+    ranks: whichever commits first, the ranks are those of the scores that stay."""
+    admin, cheat, honest = make_user(db), make_user(db), make_user(db)
+    applier.apply_batch(accept_at(applier, settings, honest, 5, at(1)).batch_id)
+    applier.apply_batch(accept_at(applier, settings, cheat, 8, at(2), action_type="coin_pickup",
+                                  completed_after_ms=1).batch_id)  # too fast: flagged
+    with db.cursor() as cur:
+        cur.execute("SELECT id FROM score_flags WHERE user_id = %s", (cheat,))
+        [(flag_id,)] = cur.fetchall()
+    blocker = psycopg2.connect(database_url)  # holds the cheat's round row: both wait behind it
+    blocker.cursor().execute("SELECT 1 FROM board_scores WHERE board = 'round' AND user_id = %s FOR UPDATE",
+                             (cheat,))
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            reverting = pool.submit(moderator.resolve, flag_id, "revert", admin)
+            waiting_on_locks(db, 1)
+            closing = pool.submit(close, applier, at(11))
+            waiting_on_locks(db, 2)
+        finally:
+            blocker.rollback()
+            blocker.close()
+        reverting.result(timeout=30)
+        assert closing.result(timeout=30).closed == ["round/20261130T0900Z"]
+    with db.cursor() as cur:
+        cur.execute("SELECT user_id, score, final_rank FROM board_scores WHERE board = 'round' ORDER BY final_rank")
+        assert cur.fetchall() == [(honest, 5, 1), (cheat, 0, 2)]
     invariants.check(db, r, applier.keys.prefix)
 
 
