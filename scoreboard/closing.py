@@ -3,8 +3,11 @@
 A period can close once it has ended and every submission accepted before its end is
 applied or failed. The **watermark** is the oldest acceptance time among the batches not
 yet applied (``Keys.batches``, scored by when each batch was opened, which is no later
-than any of its submissions' acceptance; a batch that failed for good leaves that set):
-once it passes a period's end, nothing can still arrive for that period.
+than any of its submissions' acceptance; a batch that failed for good leaves that set),
+or Redis's clock when none is pending: submissions are accepted at Redis's clock in the
+step that puts them in a batch (``lua/accept.lua``), so one not in a batch yet will be
+accepted later than the watermark read now. Once it passes a period's end, nothing can
+still arrive for that period. The closer goes by the same clock.
 
 Closing writes each entry's competition rank (banned users left out) and stamps
 ``closed_at`` in one transaction that locks the period's row, so batches still counting
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import redis
@@ -27,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from scoreboard import ranking
 from scoreboard.boards import Board, Period, next_period
-from scoreboard.periods import Calendar
+from scoreboard.periods import Calendar, utc_ms
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 
@@ -51,10 +54,23 @@ class Report:
         return dict(self.__dict__)
 
 
-def watermark(r: redis.Redis, keys: Keys) -> int | None:
-    """Unix ms before which every accepted submission is applied or failed (None: all are)."""
-    oldest = r.zrange(keys.batches, 0, 0, withscores=True)
-    return int(oldest[0][1]) if oldest else None
+def watermark(r: redis.Redis, keys: Keys, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The watermark and the clock it was read at, both read from Redis at once.
+
+    Args:
+        now: the clock, in place of Redis's (tests pass one).
+
+    Returns:
+        (the instant before which every submission, accepted or still to come, is applied
+        or failed; the clock).
+    """
+    pipe = r.pipeline(transaction=True)
+    pipe.zrange(keys.batches, 0, 0, withscores=True)
+    pipe.time()
+    oldest, (seconds, microseconds) = pipe.execute()
+    # in whole milliseconds, as submissions are accepted
+    clock = now or datetime.fromtimestamp(seconds, tz=timezone.utc) + timedelta(milliseconds=microseconds // 1000)
+    return (min(clock, utc_ms(int(oldest[0][1]))) if oldest else clock), clock
 
 
 def write_final_ranks(conn: Connection, board: str, period: str, revision: bool = False) -> None:
@@ -91,13 +107,12 @@ def close_due(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, boar
     Args:
         boards: the configured boards.
         board_ttl: seconds the new period's cached board lives.
-        now: the clock (tests pass one).
+        now: the clock (tests pass one); by default Redis's, the clock of the acceptances.
     """
-    now = now or datetime.now(timezone.utc)
     report = Report()
     with engine.connect() as conn:
         calendar = Calendar.load(conn, boards)
-    mark = watermark(r, keys)
+    mark, now = watermark(r, keys, now)
     for board in boards:
         if board.window == "all_time":
             continue
@@ -108,7 +123,7 @@ def close_due(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, boar
                 " AND ends_at <= :now ORDER BY starts_at"), {"board": board.id, "now": now}).all()
         for row in ended:
             period = Period(row.key, row.starts_at, row.ends_at)
-            if mark is not None and mark < period.ends_at_ms:
+            if mark < period.ends_at:
                 report.waiting.append(f"{board.id}/{period.key}")
                 break  # the later ones wait too
             if _close(engine, board.id, period.key):

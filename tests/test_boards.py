@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 
 from scoreboard import closing, navigation
-from scoreboard.boards import Board, parse_boards, to_ms
+from scoreboard.boards import Board, parse_boards, period_at, to_ms
 from scoreboard.errors import Refused
 from scoreboard.moderation import Moderator
 from scoreboard.periods import Calendar
@@ -182,6 +182,27 @@ def test_a_revert_after_the_close_corrects_the_standings_and_stamps_revised_at(a
         assert cur.fetchone()[0] is True
     view = navigation.resolve(applier.engine, calendar_of(applier), "round", "20261130T0900Z", at(12))
     assert view.state == "final" and view.revised_at is not None
+    invariants.check(db, r, applier.keys.prefix)
+
+
+def test_a_submission_accepted_as_a_period_closes_counts_in_the_period_of_its_batch(applier, settings, db, r,
+                                                                                      monkeypatch):
+    """A web process reads the clock before a round ends and is held up (or its clock lags)
+    until the closer has closed that round: the submission is accepted when it joins its
+    batch, in the round open then, and is never lost to a final one."""
+    now = datetime.now(timezone.utc)
+    current = period_at(ROUND, now)
+    previous = period_at(ROUND, current.starts_at - timedelta(microseconds=1))
+    a, b = make_user(db), make_user(db)
+    applier.apply_batch(accept_at(applier, settings, a, 2, previous.starts_at).batch_id)
+    assert close(applier, None).closed == [f"round/{previous.key}"]
+    real, lag = time.time_ns, time.time_ns() - (to_ms(previous.ends_at) - 500) * 1_000_000
+    monkeypatch.setattr(time, "time_ns", lambda: real() - lag)  # this process's clock: just before the end
+    late = submit(applier, settings, b, 7)
+    applier.apply_batch(late.batch_id)
+    assert result_of(applier, late)["boards"]["round"] == {"period": current.key, "score": 7, "rank": 1,
+                                                          "previous_rank": None}
+    assert scores(db, "round", previous.key) == {a: 2}
     invariants.check(db, r, applier.keys.prefix)
 
 
