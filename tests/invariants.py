@@ -48,7 +48,10 @@ def check(db, r, prefix: str, accepted_tokens: set[str] | None = None) -> None:
     held = [tuple(m.decode().split("/", 1)) for m in r.smembers(keys.boards_held)] or [(ALL_TIME_ID, ALL_TIME_KEY)]
     for board, period in held:
         want = expected.get((board, period), {})
-        assert ranks.ranked(r, keys, board, period) == want, f"the Redis ranking of {board} {period} differs"
+        have = ranks.ranked(r, keys, board, period)
+        assert have == want, (f"the Redis ranking of {board} {period} differs: Redis has "
+                              f"{ {u: s for u, s in have.items() if want.get(u) != s} }, PostgreSQL "
+                              f"{ {u: s for u, s in want.items() if have.get(u) != s} }")
         assert r.zcard(keys.board_ranking(board, period)) == len(want), f"stale members in {board} {period}"
 
 

@@ -9,6 +9,7 @@ from scoreboard.redis_client import Keys
 # started again by the periodic jobs and by reads), short locks (the periodic jobs' too),
 # the periodic jobs' reports and leader lock, the marks set when a ranking is built, and
 # the registry of open live streams (it follows connections, which end in their own time).
+# (PostgreSQL's board_periods changes with the clock too: the closing job gives each period its row.)
 _VOLATILE = ("board:", "b:held", "cron:", "ops:", "streams:")
 # Of each board period's keys (``<prefix>b:<board>:<period>:<what>``), the caches, marks and locks.
 _VOLATILE_BOARD = (b":top", b":top10", b":last10", b":ready", b":rebuild", b":fill", b":pages", b":closed")
@@ -36,8 +37,7 @@ def snapshot(db, r, prefix: str) -> dict:
     state = {}
     with db.cursor() as cur:
         for table, order in (("users", "id"), ("score_history", "id"), ("action_tokens", "token"),
-                             ("score_flags", "id"), ("board_scores", "board, period, user_id"),
-                             ("board_periods", "board, key")):
+                             ("score_flags", "id"), ("board_scores", "board, period, user_id")):
             cur.execute(f"SELECT * FROM {table} ORDER BY {order}")
             state[table] = cur.fetchall()
     keys = Keys(prefix)

@@ -29,10 +29,15 @@ def test_poison_submission_ends_alone_in_the_failed_registry(api, db, r, setting
     state = wait_applied(poisoned, jobs[poisoned.id])
     assert state["state"] == "failed" and state["error"]["code"] == "apply_failed"
 
+    # RQ calls the failure callback (which marks the submission failed) before it files the
+    # job in the failed registry: wait for the registry to catch up
     registry = FailedJobRegistry(settings.batching.queue, connection=r)
-    failed = [Job.fetch(i, connection=r) for i in registry.get_job_ids()]
-    mine = [j for j in failed if r.lrange(f"{settings.redis_prefix}batch:{j.args[0]}", 0, -1)
-            == [jobs[poisoned.id].encode()]]
+    deadline, mine = time.monotonic() + 10, []
+    while not mine and time.monotonic() < deadline:
+        failed = [Job.fetch(i, connection=r) for i in registry.get_job_ids()]
+        mine = [j for j in failed if r.lrange(f"{settings.redis_prefix}batch:{j.args[0]}", 0, -1)
+                == [jobs[poisoned.id].encode()]]
+        time.sleep(0.05)
     assert len(mine) == 1, "the poisoned submission has no failed job of its own"
 
     # the admins see it described by the submission and the player it holds

@@ -21,6 +21,8 @@ from web.services import services
 blp = Blueprint("boards", __name__, url_prefix="/api", description="Boards: periods, final standings, navigation")
 
 _ID = "int(max=9223372036854775807)"
+# A board id is at most 32 characters: a longer path is no board (and the OpenAPI document says so).
+_BOARD = "string(maxlength=64):board"
 
 
 def _calendar() -> Calendar:
@@ -57,7 +59,7 @@ def boards():
     return json_response({"boards": navigation.listing(_calendar(), _now())})
 
 
-@blp.route("/boards/<string:board>", methods=["GET"])
+@blp.route(f"/boards/<{_BOARD}>", methods=["GET"])
 @blp.arguments(schemas.BoardPageQuery(), location="query")
 @blp.response(200, schemas.BoardPage)
 @_errors(400, 404, 422, 503)
@@ -73,7 +75,7 @@ def board_page(query, board):
                           "version": _version(), "generated_at": time.time_ns() // 1_000_000})
 
 
-@blp.route("/boards/<string:board>/around/me", methods=["GET"])
+@blp.route(f"/boards/<{_BOARD}>/around/me", methods=["GET"])
 @jwt_required()
 @blp.arguments(schemas.AroundQuery(), location="query")
 @blp.response(200, schemas.AroundMe)
@@ -88,7 +90,7 @@ def around_me(query, board):
     return json_response({"board": board, "period": view.as_dict() if view else None, **body})
 
 
-@blp.route(f"/boards/<string:board>/users/<{_ID}:user_id>", methods=["GET"])
+@blp.route(f"/boards/<{_BOARD}>/users/<{_ID}:user_id>", methods=["GET"])
 @blp.arguments(schemas.PeriodQuery(), location="query")
 @blp.response(200, schemas.UserOnBoard)
 @_errors(404, 422, 503)
@@ -105,7 +107,7 @@ def user_on_board(query, board, user_id):
     return json_response({"user_id": user.id, "username": user.username, **place})
 
 
-@blp.route("/boards/<string:board>/periods", methods=["GET"])
+@blp.route(f"/boards/<{_BOARD}>/periods", methods=["GET"])
 @blp.arguments(schemas.PeriodsQuery(), location="query")
 @blp.response(200, schemas.PeriodList)
 @_errors(404, 422)
@@ -116,7 +118,7 @@ def periods(query, board):
                                                    cursor))
 
 
-@blp.route("/admin/boards/<string:board>/periods", methods=["POST"])
+@blp.route(f"/admin/boards/<{_BOARD}>/periods", methods=["POST"])
 @admin_required
 @blp.arguments(schemas.SeasonRequest())
 @blp.response(201, schemas.PeriodSpan)
