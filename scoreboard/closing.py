@@ -121,6 +121,7 @@ def close_due(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, boar
             ended = conn.execute(text(
                 "SELECT key, starts_at, ends_at FROM board_periods WHERE board = :board AND closed_at IS NULL"
                 " AND ends_at <= :now ORDER BY starts_at"), {"board": board.id, "now": now}).all()
+        closed = []
         for row in ended:
             period = Period(row.key, row.starts_at, row.ends_at)
             if mark < period.ends_at:
@@ -128,7 +129,13 @@ def close_due(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, boar
                 break  # the later ones wait too
             if _close(engine, board.id, period.key):
                 report.closed.append(f"{board.id}/{period.key}")
-        report.announced += _announce_last(engine, r, scripts, keys, calendar, board, board_ttl, now)
+                closed.append(period)
+        with engine.connect() as conn:
+            last = _last_closed(conn, board.id)
+        # each period closed now, in order, and the last closed one when a run died before
+        # telling of it (the announced flag in Redis makes each announcement once)
+        for period in closed + ([Period(last.key, last.starts_at, last.ends_at)] if last is not None else []):
+            report.announced += _announce(engine, r, scripts, keys, calendar, board, period, board_ttl, now)
         report.released += _release_older(engine, r, keys, board.id)
     if report.closed or report.waiting:
         log.info("periods closing", extra=report.as_dict())
@@ -179,18 +186,18 @@ def _last_closed(conn: Connection, board: str):
         " ORDER BY starts_at DESC LIMIT 1"), {"board": board}).first()
 
 
-def _announce_last(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, calendar: Calendar,
-                   board: Board, board_ttl: int, now: datetime) -> int:
-    """Tell the board's viewers that its last closed period is final (once)."""
+def _announce(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, calendar: Calendar, board: Board,
+              period: Period, board_ttl: int, now: datetime) -> int:
+    """Tell the board's viewers that a closed period is final (once), and show them the
+    board of the period open now; 1 when this call told them."""
+    if r.exists(keys.board_announced(board.id, period.key)):
+        return 0
     with engine.connect() as conn:
-        last = _last_closed(conn, board.id)
-        if last is None or r.exists(keys.board_announced(board.id, last.key)):
-            return 0
-        top = final_top(conn, board.id, last.key)
+        top = final_top(conn, board.id, period.key)
     current = calendar.period_at(board, now)
-    following = next_period(board, Period(last.key, last.starts_at, last.ends_at), calendar.seasons_of(board.id))
+    following = next_period(board, period, calendar.seasons_of(board.id))
     message = orjson.dumps({
-        "board": board.id, "period": last.key, "entries": top,
+        "board": board.id, "period": period.key, "entries": top,
         "next_period": None if following is None else {
             "key": following.key, "starts_at": following.starts_at_ms, "ends_at": following.ends_at_ms},
     })
@@ -199,7 +206,7 @@ def _announce_last(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys,
         ranking.rebuild(engine, r, scripts, keys, board.id, current.key)
         base = keys.board_base(board.id, current.key)
     version = scripts.announce(
-        keys=[keys.usernames, keys.board_version, keys.board_announced(board.id, last.key)],
+        keys=[keys.usernames, keys.board_version, keys.board_announced(board.id, period.key)],
         args=[keys.events_channel, board_ttl, board.id, message, base, current.key if current else ""],
     )
     return 1 if int(version) else 0

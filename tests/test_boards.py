@@ -206,6 +206,75 @@ def test_a_submission_accepted_as_a_period_closes_counts_in_the_period_of_its_ba
     invariants.check(db, r, applier.keys.prefix)
 
 
+class Announcements:
+    """The ``period_closed`` announcements published on the service's events channel."""
+
+    def __init__(self, applier):
+        self.pubsub = applier.redis.pubsub()
+        self.pubsub.subscribe(applier.keys.events_channel)
+        self.pubsub.get_message(timeout=1)  # the subscription's confirmation
+
+    def heard(self) -> list[str]:
+        """'board/period' of each announcement published since the last call."""
+        heard = []
+        while (message := self.pubsub.get_message(timeout=0.2)) is not None:
+            if message["type"] == "message":
+                heard += [f"{c['board']}/{c['period']}" for c in orjson.loads(message["data"]).get("closed", [])]
+        return heard
+
+
+def test_periods_closed_in_one_run_are_each_announced_once_in_order(applier, settings, db, r):
+    a, b = make_user(db), make_user(db)
+    applier.apply_batch(accept_at(applier, settings, b, 4, at(15)).batch_id)
+    pending = accept_at(applier, settings, a, 3, at(9))  # holds round 0910 (0900 gets its row with it)
+    announcements = Announcements(applier)
+    assert close(applier, at(21)).waiting == ["round/20261130T0910Z"]
+    applier.apply_batch(pending.batch_id)
+    assert close(applier, at(21)).closed == ["round/20261130T0900Z", "round/20261130T0910Z"]
+    close(applier, at(22))
+    assert [h for h in announcements.heard() if h.startswith("round/")] == ["round/20261130T0900Z",
+                                                                            "round/20261130T0910Z"]
+
+
+def test_a_closer_dying_between_its_commit_and_its_announcement_announces_on_the_next_run(
+        applier, settings, db, r, monkeypatch):
+    applier.apply_batch(accept_at(applier, settings, make_user(db), 3, at(1)).batch_id)
+    announcements = Announcements(applier)
+    announce = closing._announce
+
+    def dies(*args, **kwargs):
+        raise SystemExit("killed")  # what the closer's process did after its commit
+
+    monkeypatch.setattr(closing, "_announce", dies)
+    with pytest.raises(SystemExit):
+        close(applier, at(11))
+    with db.cursor() as cur:
+        cur.execute("SELECT closed_at FROM board_periods WHERE board = 'round' AND key = '20261130T0900Z'")
+        [(closed_at,)] = cur.fetchall()
+    assert closed_at is not None and announcements.heard() == []
+    monkeypatch.setattr(closing, "_announce", announce)
+    assert close(applier, at(12)).closed == [], "closed once"
+    close(applier, at(13))
+    assert [h for h in announcements.heard() if h.startswith("round/")] == ["round/20261130T0900Z"]
+    with db.cursor() as cur:
+        cur.execute("SELECT closed_at FROM board_periods WHERE board = 'round' AND key = '20261130T0900Z'")
+        assert cur.fetchone()[0] == closed_at
+
+
+def test_two_closers_at_once_close_and_announce_a_period_once(applier, settings, db, r):
+    """Two runs of the closing job (two schedulers, or a run outliving its lock)."""
+    for i in range(20):
+        applier.apply_batch(accept_at(applier, settings, make_user(db), 1 + i, at(1)).batch_id)
+    announcements = Announcements(applier)
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: close(applier, at(11)), range(2)))
+    assert sorted(c for report in reports for c in report.closed) == ["round/20261130T0900Z"]
+    assert [h for h in announcements.heard() if h.startswith("round/")] == ["round/20261130T0900Z"]
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*), count(DISTINCT final_rank) FROM board_scores WHERE board = 'round'")
+        assert cur.fetchone() == (20, 20)
+
+
 def waiting_on_locks(db, count: int, timeout: float = 10) -> None:
     """Wait until ``count`` sessions of the database wait on a lock."""
     deadline = time.monotonic() + timeout
