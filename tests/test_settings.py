@@ -55,7 +55,23 @@ def test_variables_land_in_their_groups():
 
 
 @pytest.mark.parametrize("name, value", [("BATCH_MAX", "0"), ("STREAM_RETRY_MS", "x"), ("RATELIMIT_ENABLED", "maybe"),
-                                         ("SCOREBOARD_ENV", "staging")])
+                                         ("SCOREBOARD_ENV", "staging"), ("REQUEST_BODY_TIMEOUT", "0"),
+                                         ("REQUEST_BODY_TIMEOUT", "nan"), ("REQUEST_BODY_TIMEOUT", "-1")])
 def test_a_bad_value_is_a_clear_error(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({**BASE, name: value})
+
+
+def test_worker_metrics_stay_on_loopback_unless_a_token_guards_them():
+    assert Settings.from_env({**BASE, "METRICS_PORT": "9100"}).metrics.host == "127.0.0.1"
+    with pytest.raises(SettingsError, match="METRICS_TOKEN"):
+        Settings.from_env({**BASE, "METRICS_PORT": "9100", "METRICS_HOST": "0.0.0.0"})
+    with pytest.raises(SettingsError, match="METRICS_TOKEN"):
+        Settings.from_env({**BASE, "METRICS_PORT": "9100", "METRICS_HOST": "metrics.internal"})
+    guarded = Settings.from_env({**BASE, "METRICS_PORT": "9100", "METRICS_HOST": "0.0.0.0", "METRICS_TOKEN": "t"})
+    assert (guarded.metrics.host, guarded.metrics.token) == ("0.0.0.0", "t")
+    for host in ("::1", "127.0.0.2", "localhost"):
+        assert Settings.from_env({**BASE, "METRICS_PORT": "9100", "METRICS_HOST": host}).metrics.host == host
+    # outside production (make run, tests) any address goes, as before
+    assert Settings.from_env({**BASE, "SCOREBOARD_ENV": "development", "METRICS_PORT": "9100",
+                              "METRICS_HOST": "0.0.0.0"}).metrics.host == "0.0.0.0"

@@ -6,14 +6,14 @@ import logging
 import re
 
 from flask import g, request
-from flask_jwt_extended import jwt_required
 
 from scoreboard import action_tokens, jobspec
 from scoreboard.errors import Refused
 from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
-from web.identity import current_user_id
+from web.identity import current_user_id, token_required
+from web.openapi import links, operation
 from web.responses import json_response
 from web.services import services
 from workers.enqueue import enqueue_apply
@@ -22,6 +22,8 @@ blp = Blueprint("scores", __name__, url_prefix="/api/score", description="Score 
 
 log = logging.getLogger(__name__)
 
+JOB_STATUS = {"operationRef": operation("/api/score/jobs/{job_id}", "get"),
+              "parameters": {"job_id": "$response.body#/job_id"}, "description": "the submission's state"}
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -34,7 +36,7 @@ def prefer_wait(header: str | None, maximum: float) -> float:
 
 
 @blp.route("/update", methods=["POST"])
-@jwt_required()
+@token_required()
 @limiter.limit(lambda: services().settings.limits.submit)
 @refuse_banned
 @blp.arguments(schemas.SubmissionRequest())
@@ -46,6 +48,8 @@ def prefer_wait(header: str | None, maximum: float) -> float:
 @blp.alt_response(422, schema=schemas.ErrorSchema, description="invalid_request or invalid_score")
 @blp.alt_response(429, schema=schemas.ErrorSchema, description="rate_limited")
 @blp.alt_response(503, schema=schemas.ErrorSchema, description="unavailable")
+@links(202, job=JOB_STATUS)
+@links(200, job=JOB_STATUS)
 def submit(body):
     """Submit the signed result of an action."""
     s = services()
@@ -78,7 +82,7 @@ def submit(body):
 
 
 @blp.route("/jobs/<string:job_id>", methods=["GET"])
-@jwt_required()
+@token_required()
 @blp.response(200, schemas.JobStatus)
 @blp.alt_response(401, schema=schemas.ErrorSchema)
 @blp.alt_response(404, schema=schemas.ErrorSchema, description="no such job of yours")
