@@ -215,11 +215,14 @@ class Announcements:
         self.pubsub.get_message(timeout=1)  # the subscription's confirmation
 
     def heard(self) -> list[str]:
-        """'board/period' of each announcement published since the last call."""
-        heard = []
+        """'board/period' of each announcement published since the last call (each
+        message with one in ``messages``)."""
+        heard, self.messages = [], []
         while (message := self.pubsub.get_message(timeout=0.2)) is not None:
-            if message["type"] == "message":
-                heard += [f"{c['board']}/{c['period']}" for c in orjson.loads(message["data"]).get("closed", [])]
+            body = orjson.loads(message["data"]) if message["type"] == "message" else {}
+            if body.get("closed"):
+                self.messages.append(body)
+                heard += [f"{c['board']}/{c['period']}" for c in body["closed"]]
         return heard
 
 
@@ -259,6 +262,26 @@ def test_a_closer_dying_between_its_commit_and_its_announcement_announces_on_the
     with db.cursor() as cur:
         cur.execute("SELECT closed_at FROM board_periods WHERE board = 'round' AND key = '20261130T0900Z'")
         assert cur.fetchone()[0] == closed_at
+
+
+def test_a_season_closes_behind_the_watermark_and_is_announced_with_the_next_one(applier, settings, db, r):
+    navigation.add_season(applier.engine, calendar_of(applier), "season", "s1", at(0), at(30), at(-1))
+    navigation.add_season(applier.engine, calendar_of(applier), "season", "s2", at(60), at(90), at(-1))
+    a, b = make_user(db), make_user(db)
+    applier.apply_batch(accept_at(applier, settings, a, 4, at(10)).batch_id)
+    pending = accept_at(applier, settings, b, 6, at(29))
+    announcements = Announcements(applier)
+    assert "season/s1" in close(applier, at(40)).waiting
+    applier.apply_batch(pending.batch_id)
+    assert "season/s1" in close(applier, at(40)).closed
+    close(applier, at(41))
+    assert [h for h in announcements.heard() if h.startswith("season/")] == ["season/s1"]
+    [message] = [m for m in announcements.messages if m["closed"][0]["board"] == "season"]
+    assert message["closed"][0]["next_period"] == {"key": "s2", "starts_at": to_ms(at(60)), "ends_at": to_ms(at(90))}
+    assert [(e["user_id"], e["rank"]) for e in message["closed"][0]["entries"]] == [(b, 1), (a, 2)]
+    assert "season" not in message["boards"], "no season is open between the two"
+    view = navigation.resolve(applier.engine, calendar_of(applier), "season", None, at(45))
+    assert (view.period.key, view.state) == ("s1", "final")
 
 
 def test_two_closers_at_once_close_and_announce_a_period_once(applier, settings, db, r):
