@@ -3,8 +3,11 @@
 A period can close once it has ended and every submission accepted before its end is
 applied or failed. The **watermark** is the oldest acceptance time among the batches not
 yet applied (``Keys.batches``, scored by when each batch was opened, which is no later
-than any of its submissions' acceptance; a batch that failed for good leaves that set):
-once it passes a period's end, nothing can still arrive for that period.
+than any of its submissions' acceptance; a batch that failed for good leaves that set),
+or Redis's clock when none is pending: submissions are accepted at Redis's clock in the
+step that puts them in a batch (``lua/accept.lua``), so one not in a batch yet will be
+accepted later than the watermark read now. Once it passes a period's end, nothing can
+still arrive for that period. The closer goes by the same clock.
 
 Closing writes each entry's competition rank (banned users left out) and stamps
 ``closed_at`` in one transaction that locks the period's row, so batches still counting
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import redis
@@ -27,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from scoreboard import ranking
 from scoreboard.boards import Board, Period, next_period
-from scoreboard.periods import Calendar
+from scoreboard.periods import Calendar, utc_ms
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
 
@@ -51,10 +54,23 @@ class Report:
         return dict(self.__dict__)
 
 
-def watermark(r: redis.Redis, keys: Keys) -> int | None:
-    """Unix ms before which every accepted submission is applied or failed (None: all are)."""
-    oldest = r.zrange(keys.batches, 0, 0, withscores=True)
-    return int(oldest[0][1]) if oldest else None
+def watermark(r: redis.Redis, keys: Keys, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The watermark and the clock it was read at, both read from Redis at once.
+
+    Args:
+        now: the clock, in place of Redis's (tests pass one).
+
+    Returns:
+        (the instant before which every submission, accepted or still to come, is applied
+        or failed; the clock).
+    """
+    pipe = r.pipeline(transaction=True)
+    pipe.zrange(keys.batches, 0, 0, withscores=True)
+    pipe.time()
+    oldest, (seconds, microseconds) = pipe.execute()
+    # in whole milliseconds, as submissions are accepted
+    clock = now or datetime.fromtimestamp(seconds, tz=timezone.utc) + timedelta(milliseconds=microseconds // 1000)
+    return (min(clock, utc_ms(int(oldest[0][1]))) if oldest else clock), clock
 
 
 def write_final_ranks(conn: Connection, board: str, period: str, revision: bool = False) -> None:
@@ -91,13 +107,12 @@ def close_due(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, boar
     Args:
         boards: the configured boards.
         board_ttl: seconds the new period's cached board lives.
-        now: the clock (tests pass one).
+        now: the clock (tests pass one); by default Redis's, the clock of the acceptances.
     """
-    now = now or datetime.now(timezone.utc)
     report = Report()
     with engine.connect() as conn:
         calendar = Calendar.load(conn, boards)
-    mark = watermark(r, keys)
+    mark, now = watermark(r, keys, now)
     for board in boards:
         if board.window == "all_time":
             continue
@@ -106,14 +121,21 @@ def close_due(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, boar
             ended = conn.execute(text(
                 "SELECT key, starts_at, ends_at FROM board_periods WHERE board = :board AND closed_at IS NULL"
                 " AND ends_at <= :now ORDER BY starts_at"), {"board": board.id, "now": now}).all()
+        closed = []
         for row in ended:
             period = Period(row.key, row.starts_at, row.ends_at)
-            if mark is not None and mark < period.ends_at_ms:
+            if mark < period.ends_at:
                 report.waiting.append(f"{board.id}/{period.key}")
                 break  # the later ones wait too
             if _close(engine, board.id, period.key):
                 report.closed.append(f"{board.id}/{period.key}")
-        report.announced += _announce_last(engine, r, scripts, keys, calendar, board, board_ttl, now)
+                closed.append(period)
+        with engine.connect() as conn:
+            last = _last_closed(conn, board.id)
+        # each period closed now, in order, and the last closed one when a run died before
+        # telling of it (the announced flag in Redis makes each announcement once)
+        for period in closed + ([Period(last.key, last.starts_at, last.ends_at)] if last is not None else []):
+            report.announced += _announce(engine, r, scripts, keys, calendar, board, period, board_ttl, now)
         report.released += _release_older(engine, r, keys, board.id)
     if report.closed or report.waiting:
         log.info("periods closing", extra=report.as_dict())
@@ -164,18 +186,18 @@ def _last_closed(conn: Connection, board: str):
         " ORDER BY starts_at DESC LIMIT 1"), {"board": board}).first()
 
 
-def _announce_last(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, calendar: Calendar,
-                   board: Board, board_ttl: int, now: datetime) -> int:
-    """Tell the board's viewers that its last closed period is final (once)."""
+def _announce(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys, calendar: Calendar, board: Board,
+              period: Period, board_ttl: int, now: datetime) -> int:
+    """Tell the board's viewers that a closed period is final (once), and show them the
+    board of the period open now; 1 when this call told them."""
+    if r.exists(keys.board_announced(board.id, period.key)):
+        return 0
     with engine.connect() as conn:
-        last = _last_closed(conn, board.id)
-        if last is None or r.exists(keys.board_announced(board.id, last.key)):
-            return 0
-        top = final_top(conn, board.id, last.key)
+        top = final_top(conn, board.id, period.key)
     current = calendar.period_at(board, now)
-    following = next_period(board, Period(last.key, last.starts_at, last.ends_at), calendar.seasons_of(board.id))
+    following = next_period(board, period, calendar.seasons_of(board.id))
     message = orjson.dumps({
-        "board": board.id, "period": last.key, "entries": top,
+        "board": board.id, "period": period.key, "entries": top,
         "next_period": None if following is None else {
             "key": following.key, "starts_at": following.starts_at_ms, "ends_at": following.ends_at_ms},
     })
@@ -184,7 +206,7 @@ def _announce_last(engine: Engine, r: redis.Redis, scripts: Scripts, keys: Keys,
         ranking.rebuild(engine, r, scripts, keys, board.id, current.key)
         base = keys.board_base(board.id, current.key)
     version = scripts.announce(
-        keys=[keys.usernames, keys.board_version, keys.board_announced(board.id, last.key)],
+        keys=[keys.usernames, keys.board_version, keys.board_announced(board.id, period.key)],
         args=[keys.events_channel, board_ttl, board.id, message, base, current.key if current else ""],
     )
     return 1 if int(version) else 0

@@ -100,7 +100,8 @@ def count_on_boards(conn: Connection, calendar: Calendar, items: list[Item], use
 
 
 def _open_periods(conn: Connection, wanted: dict) -> set[tuple[str, str]]:
-    """Make sure each wanted period has its row; return those not final, locked FOR SHARE."""
+    """Make sure each wanted period has its row; return those not final, locked FOR SHARE
+    (in the order of every transaction that locks several: see ``moderation``)."""
     if not wanted:
         return set()
     boards, keys = [b for b, _ in wanted], [k for _, k in wanted]
@@ -116,7 +117,7 @@ def _open_periods(conn: Connection, wanted: dict) -> set[tuple[str, str]]:
         (row.board, row.key)
         for row in conn.exec_driver_sql(
             "SELECT board, key FROM board_periods WHERE (board, key) IN"
-            " (SELECT * FROM unnest(%s::text[], %s::text[])) AND closed_at IS NULL FOR SHARE",
+            " (SELECT * FROM unnest(%s::text[], %s::text[])) AND closed_at IS NULL ORDER BY board, key FOR SHARE",
             (boards, keys),
         )
     }

@@ -134,7 +134,7 @@ class Moderator:
             score, seq, reached_at = self._revert(conn, user, flag, counted_on)
             revised = _revert_on_boards(conn, flag, counted_on)
             periods = _held_periods_of(conn, user.id, last_closed=True)
-        if revised:  # the cached pages of those final standings are stale now
+        if revised:  # the cached pages of the standings before (readers look for the new revision's)
             self.redis.delete(*(self.keys.board_pages(board, period) for board, period in revised))
         version = self._publish(user, seq, score, None if user.banned else reached_at, periods)
         security_event("flag_resolved", flag_id=flag_id, decision="revert", user_id=user.id,
@@ -189,20 +189,28 @@ def _held_periods_of(conn: Connection, user_id: int, last_closed: bool = False) 
 def _revert_on_boards(conn: Connection, flag, counted_on: list[str]) -> list[tuple[str, str]]:
     """Take a reverted submission's points back on every board period it counted on; a
     final period's standings are corrected and stamped ``revised_at``. Returns the final
-    periods revised."""
+    periods revised.
+
+    The periods' rows are locked first, in the order every transaction locks them: a close
+    under way (``scoreboard.closing``) finishes before the revert reads whether they are
+    final, and one that comes after ranks the reverted scores.
+    """
+    wanted = [where.split("/", 1) for where in counted_on if not where.startswith(ALL_TIME_ID + "/")]
+    if not wanted:
+        return []
+    closed = {(row.board, row.key): row.closed_at for row in conn.exec_driver_sql(
+        "SELECT board, key, closed_at FROM board_periods WHERE (board, key) IN"
+        " (SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY board, key FOR UPDATE",
+        ([board for board, _ in wanted], [period for _, period in wanted]))}
     revised = []
-    for where in counted_on:
-        board, period = where.split("/", 1)
-        if board == ALL_TIME_ID:
-            continue
+    for board, period in wanted:
         conn.exec_driver_sql(
             "UPDATE board_scores SET score = score - %s, reached_at = clock_timestamp()"
             " WHERE board = %s AND period = %s AND user_id = %s",
             (flag.score_change, board, period, flag.user_id))
-        final = conn.exec_driver_sql(
-            "UPDATE board_periods SET revised_at = now() WHERE board = %s AND key = %s AND closed_at IS NOT NULL"
-            " RETURNING key", (board, period)).first()
-        if final is not None:
+        if closed.get((board, period)) is not None:
+            conn.exec_driver_sql("UPDATE board_periods SET revised_at = now() WHERE board = %s AND key = %s",
+                                 (board, period))
             write_final_ranks(conn, board, period, revision=True)
             revised.append((board, period))
     return revised

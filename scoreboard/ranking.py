@@ -34,6 +34,10 @@ ALL = "all"  # the all-time board's one period
 INVERT_US = 2**53 - 1  # members hold this minus the reached-at microseconds
 _MICROSECOND = timedelta(microseconds=1)
 REBUILD_CHUNK = 5000
+# The rebuild lock lives this long and is renewed at every chunk: a process that dies while
+# it rebuilds (a worker killed as a new period's first batch loads its ranking) holds the
+# others up no longer than this. Two rebuilds at once are harmless, only wasted work.
+REBUILD_LOCK_TTL_S = 5
 # The PostgreSQL fallback: one request fills the cache; the others poll it briefly.
 FILL_LOCK_MS = 5000
 FILL_WAIT_S = 2.0
@@ -105,7 +109,7 @@ def rebuild(engine: "Engine", r: redis.Redis, scripts: Scripts, keys: Keys, boar
     token = secrets.token_hex(8)
     lock, ready = keys.board_rebuild_lock(board, period), keys.board_ready(board, period)
     deadline = time.monotonic() + wait
-    while not r.set(lock, token, nx=True, ex=120):
+    while not r.set(lock, token, nx=True, ex=REBUILD_LOCK_TTL_S):
         if r.exists(ready):
             return True
         if time.monotonic() > deadline:
@@ -127,6 +131,7 @@ def rebuild(engine: "Engine", r: redis.Redis, scripts: Scripts, keys: Keys, boar
                     args += [row.user_id, *entry(row.user_id, row.last_history_id, row.score, row.reached_at,
                                                  row.username, ranked=not row.banned)]
                 scripts.rebuild(keys=[keys.usernames], args=args)
+                scripts.lead(keys=[lock], args=[token, REBUILD_LOCK_TTL_S])  # still at it
                 count += len(rows)
             if all_time:
                 banned = [row[0] for row in conn.execute(_sql("SELECT id FROM users WHERE banned"))]

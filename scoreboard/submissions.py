@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from scoreboard.action_tokens import ActionToken, now_ms
+from scoreboard.action_tokens import ActionToken
 from scoreboard.errors import MESSAGES, Refused
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
@@ -35,7 +35,8 @@ class Accepted:
         submission_id: the submission's id (the contract's ``job_id``).
         batch_id: the batch it joined.
         new_batch: whether it opened that batch (then its apply job must be enqueued).
-        accepted_at: the server's clock when it was accepted (unix ms).
+        accepted_at: the server's clock when it was accepted (unix ms): Redis's, read as
+            the submission joined its batch (``lua/accept.lua``).
     """
 
     submission_id: str
@@ -90,7 +91,6 @@ class Submissions:
                 vanished since it was checked, ``unavailable`` when the queue is full.
         """
         submission_id = secrets.token_hex(16)
-        now = now_ms()
         fields = [
             "user_id", record.user_id,
             "token", record.token,
@@ -98,7 +98,6 @@ class Submissions:
             "delta", score_delta,
             "completed_at", completed_at,
             "issued_at", record.issued_at,
-            "accepted_at", now,
             "state", "queued",
             "request_id", request_id,
         ]
@@ -106,14 +105,14 @@ class Submissions:
         reply = self.scripts.accept(
             keys=[k.action_token(record.token), k.submission(submission_id), k.batch_open, k.batch_seq, k.batches,
                   k.pending_count],
-            args=[record.user_id, batch_max, now, k.batch_prefix, submission_id, pending_cap, *fields],
+            args=[record.user_id, batch_max, k.batch_prefix, submission_id, pending_cap, *fields],
         )
         status = reply[0].decode()
         if status == "queue_full":
             raise Refused("unavailable", MESSAGES["queue_full"])
         if status != "ok":
             raise Refused(status)  # token_used, token_unknown
-        return Accepted(submission_id, reply[1].decode(), reply[2] == 1, now)
+        return Accepted(submission_id, reply[1].decode(), reply[2] == 1, int(reply[3]))
 
     def status(self, user_id: int, submission_id: str) -> dict | None:
         """The contract's job status body, or None when it is not this user's submission."""

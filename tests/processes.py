@@ -123,3 +123,37 @@ def wait_http(url: str, proc: Process, timeout: float = 30) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{proc.name} did not answer {url} within {timeout}s:\n{proc.output()[-3000:]}")
+
+
+def worker_of_started_job(workers: list[Process], connection, queue: str, waiting_on_lock=None,
+                          timeout: float = 30) -> Process:
+    """The worker (of ``workers``) running a job of ``queue`` now.
+
+    Args:
+        connection: the workers' Redis.
+        waiting_on_lock: a psycopg2 connection (autocommit): only once a session of the
+            database waits on a lock (the job is stuck in its transaction, or its query).
+    """
+    from rq import Worker
+    from rq.job import Job
+    from rq.registry import StartedJobRegistry
+
+    registry = StartedJobRegistry(queue, connection=connection)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if waiting_on_lock is not None:
+            with waiting_on_lock.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()")
+                if not cur.fetchone()[0]:
+                    time.sleep(0.05)
+                    continue
+        for job_id in registry.get_job_ids():
+            job = Job.fetch(job_id, connection=connection)
+            worker = job.worker_name and Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name,
+                                                            connection=connection)
+            found = worker and next((w for w in workers if w.pid == worker.pid), None)
+            if found:
+                return found
+        time.sleep(0.05)
+    raise AssertionError(f"no worker ran a job of {queue} within {timeout}s")

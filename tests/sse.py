@@ -128,6 +128,18 @@ class Stream:
             self.seen.append(event)
             rest.append(event)
 
+    def received(self) -> list[Event]:
+        """Every event received so far (read into ``seen``), without waiting for more."""
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return self.seen
+            if event is None:
+                self.events.put(None)
+                return self.seen
+            self.seen.append(event)
+
     def close(self) -> None:
         try:
             self.conn.sock and self.conn.sock.shutdown(2)

@@ -7,13 +7,16 @@ clock at its 202) before its batch is applied; the closing job is given its ``no
 
 import dataclasses
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import orjson
+import psycopg2
 import pytest
 
 from scoreboard import closing, navigation
-from scoreboard.boards import Board, parse_boards, to_ms
+from scoreboard.boards import Board, parse_boards, period_at, to_ms
 from scoreboard.errors import Refused
 from scoreboard.moderation import Moderator
 from scoreboard.periods import Calendar
@@ -182,6 +185,163 @@ def test_a_revert_after_the_close_corrects_the_standings_and_stamps_revised_at(a
     invariants.check(db, r, applier.keys.prefix)
 
 
+def test_a_submission_accepted_as_a_period_closes_counts_in_the_period_of_its_batch(applier, settings, db, r,
+                                                                                      monkeypatch):
+    """A web process reads the clock before a round ends and is held up (or its clock lags)
+    until the closer has closed that round: the submission is accepted when it joins its
+    batch, in the round open then, and is never lost to a final one."""
+    now = datetime.now(timezone.utc)
+    current = period_at(ROUND, now)
+    previous = period_at(ROUND, current.starts_at - timedelta(microseconds=1))
+    a, b = make_user(db), make_user(db)
+    applier.apply_batch(accept_at(applier, settings, a, 2, previous.starts_at).batch_id)
+    assert close(applier, None).closed == [f"round/{previous.key}"]
+    real, lag = time.time_ns, time.time_ns() - (to_ms(previous.ends_at) - 500) * 1_000_000
+    monkeypatch.setattr(time, "time_ns", lambda: real() - lag)  # this process's clock: just before the end
+    late = submit(applier, settings, b, 7)
+    applier.apply_batch(late.batch_id)
+    assert result_of(applier, late)["boards"]["round"] == {"period": current.key, "score": 7, "rank": 1,
+                                                          "previous_rank": None}
+    assert scores(db, "round", previous.key) == {a: 2}
+    invariants.check(db, r, applier.keys.prefix)
+
+
+class Announcements:
+    """The ``period_closed`` announcements published on the service's events channel."""
+
+    def __init__(self, applier):
+        self.pubsub = applier.redis.pubsub()
+        self.pubsub.subscribe(applier.keys.events_channel)
+        self.pubsub.get_message(timeout=1)  # the subscription's confirmation
+
+    def heard(self) -> list[str]:
+        """'board/period' of each announcement published since the last call (each
+        message with one in ``messages``)."""
+        heard, self.messages = [], []
+        while (message := self.pubsub.get_message(timeout=0.2)) is not None:
+            body = orjson.loads(message["data"]) if message["type"] == "message" else {}
+            if body.get("closed"):
+                self.messages.append(body)
+                heard += [f"{c['board']}/{c['period']}" for c in body["closed"]]
+        return heard
+
+
+def test_periods_closed_in_one_run_are_each_announced_once_in_order(applier, settings, db, r):
+    a, b = make_user(db), make_user(db)
+    applier.apply_batch(accept_at(applier, settings, b, 4, at(15)).batch_id)
+    pending = accept_at(applier, settings, a, 3, at(9))  # holds round 0910 (0900 gets its row with it)
+    announcements = Announcements(applier)
+    assert close(applier, at(21)).waiting == ["round/20261130T0910Z"]
+    applier.apply_batch(pending.batch_id)
+    assert close(applier, at(21)).closed == ["round/20261130T0900Z", "round/20261130T0910Z"]
+    close(applier, at(22))
+    assert [h for h in announcements.heard() if h.startswith("round/")] == ["round/20261130T0900Z",
+                                                                            "round/20261130T0910Z"]
+
+
+def test_a_closer_dying_between_its_commit_and_its_announcement_announces_on_the_next_run(
+        applier, settings, db, r, monkeypatch):
+    applier.apply_batch(accept_at(applier, settings, make_user(db), 3, at(1)).batch_id)
+    announcements = Announcements(applier)
+    announce = closing._announce
+
+    def dies(*args, **kwargs):
+        raise SystemExit("killed")  # what the closer's process did after its commit
+
+    monkeypatch.setattr(closing, "_announce", dies)
+    with pytest.raises(SystemExit):
+        close(applier, at(11))
+    with db.cursor() as cur:
+        cur.execute("SELECT closed_at FROM board_periods WHERE board = 'round' AND key = '20261130T0900Z'")
+        [(closed_at,)] = cur.fetchall()
+    assert closed_at is not None and announcements.heard() == []
+    monkeypatch.setattr(closing, "_announce", announce)
+    assert close(applier, at(12)).closed == [], "closed once"
+    close(applier, at(13))
+    assert [h for h in announcements.heard() if h.startswith("round/")] == ["round/20261130T0900Z"]
+    with db.cursor() as cur:
+        cur.execute("SELECT closed_at FROM board_periods WHERE board = 'round' AND key = '20261130T0900Z'")
+        assert cur.fetchone()[0] == closed_at
+
+
+def test_a_season_closes_behind_the_watermark_and_is_announced_with_the_next_one(applier, settings, db, r):
+    navigation.add_season(applier.engine, calendar_of(applier), "season", "s1", at(0), at(30), at(-1))
+    navigation.add_season(applier.engine, calendar_of(applier), "season", "s2", at(60), at(90), at(-1))
+    a, b = make_user(db), make_user(db)
+    applier.apply_batch(accept_at(applier, settings, a, 4, at(10)).batch_id)
+    pending = accept_at(applier, settings, b, 6, at(29))
+    announcements = Announcements(applier)
+    assert "season/s1" in close(applier, at(40)).waiting
+    applier.apply_batch(pending.batch_id)
+    assert "season/s1" in close(applier, at(40)).closed
+    close(applier, at(41))
+    assert [h for h in announcements.heard() if h.startswith("season/")] == ["season/s1"]
+    [message] = [m for m in announcements.messages if m["closed"][0]["board"] == "season"]
+    assert message["closed"][0]["next_period"] == {"key": "s2", "starts_at": to_ms(at(60)), "ends_at": to_ms(at(90))}
+    assert [(e["user_id"], e["rank"]) for e in message["closed"][0]["entries"]] == [(b, 1), (a, 2)]
+    assert "season" not in message["boards"], "no season is open between the two"
+    view = navigation.resolve(applier.engine, calendar_of(applier), "season", None, at(45))
+    assert (view.period.key, view.state) == ("s1", "final")
+
+
+def test_two_closers_at_once_close_and_announce_a_period_once(applier, settings, db, r):
+    """Two runs of the closing job (two schedulers, or a run outliving its lock)."""
+    for i in range(20):
+        applier.apply_batch(accept_at(applier, settings, make_user(db), 1 + i, at(1)).batch_id)
+    announcements = Announcements(applier)
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: close(applier, at(11)), range(2)))
+    assert sorted(c for report in reports for c in report.closed) == ["round/20261130T0900Z"]
+    assert [h for h in announcements.heard() if h.startswith("round/")] == ["round/20261130T0900Z"]
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*), count(DISTINCT final_rank) FROM board_scores WHERE board = 'round'")
+        assert cur.fetchone() == (20, 20)
+
+
+def waiting_on_locks(db, count: int, timeout: float = 10) -> None:
+    """Wait until ``count`` sessions of the database wait on a lock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()")
+            if cur.fetchone()[0] >= count:
+                return
+        assert time.monotonic() < deadline, f"fewer than {count} sessions wait on a lock"
+        time.sleep(0.02)
+
+
+def test_a_revert_racing_the_close_leaves_final_ranks_of_the_reverted_scores(applier, moderator, settings, db,
+                                                                              database_url, r):
+    """The revert of a submission in a period that ended, while the closer writes its final
+    ranks: whichever commits first, the ranks are those of the scores that stay."""
+    admin, cheat, honest = make_user(db), make_user(db), make_user(db)
+    applier.apply_batch(accept_at(applier, settings, honest, 5, at(1)).batch_id)
+    applier.apply_batch(accept_at(applier, settings, cheat, 8, at(2), action_type="coin_pickup",
+                                  elapsed_ms=1).batch_id)  # too fast: flagged
+    with db.cursor() as cur:
+        cur.execute("SELECT id FROM score_flags WHERE user_id = %s", (cheat,))
+        [(flag_id,)] = cur.fetchall()
+    blocker = psycopg2.connect(database_url)  # holds the cheat's round row: both wait behind it
+    blocker.cursor().execute("SELECT 1 FROM board_scores WHERE board = 'round' AND user_id = %s FOR UPDATE",
+                             (cheat,))
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            reverting = pool.submit(moderator.resolve, flag_id, "revert", admin)
+            waiting_on_locks(db, 1)
+            closing = pool.submit(close, applier, at(11))
+            waiting_on_locks(db, 2)
+        finally:
+            blocker.rollback()
+            blocker.close()
+        reverting.result(timeout=30)
+        assert closing.result(timeout=30).closed == ["round/20261130T0900Z"]
+    with db.cursor() as cur:
+        cur.execute("SELECT user_id, score, final_rank FROM board_scores WHERE board = 'round' ORDER BY final_rank")
+        assert cur.fetchall() == [(honest, 5, 1), (cheat, 0, 2)]
+    invariants.check(db, r, applier.keys.prefix)
+
+
 def test_cursor_pages_never_repeat_or_skip_an_entry_that_did_not_move(applier, settings, db, r):
     users = [make_user(db) for _ in range(9)]
     for i, uid in enumerate(users):
@@ -338,7 +498,7 @@ def test_a_revert_of_an_older_final_period_shows_in_its_cached_pages(applier, mo
     admin, cheat, honest = make_user(db), make_user(db), make_user(db)
     applier.apply_batch(accept_at(applier, settings, honest, 5, at(1)).batch_id)
     applier.apply_batch(accept_at(applier, settings, cheat, 8, at(2), action_type="coin_pickup",
-                                  completed_after_ms=1).batch_id)  # too fast: flagged
+                                  elapsed_ms=1).batch_id)  # too fast: flagged
     close(applier, at(21))  # 0900 and 0910 close: Redis keeps 0910 alone
     assert not r.exists(applier.keys.board_ready("round", "20261130T0900Z"))
     reader = navigation.Reader(applier.engine, r, applier.scripts, applier.keys, navigation.Cursors("k"))

@@ -3,15 +3,16 @@
 import signal
 import threading
 import time
+from datetime import datetime, timezone
 
 import psycopg2
-from rq import Worker
-from rq.job import Job
-from rq.registry import StartedJobRegistry
 
-from tests import invariants
+from scoreboard.boards import DEFAULT_BOARDS, period_at
+from scoreboard.redis_client import Keys
+from tests import invariants, processes
 from tests.client import Player
 from tests.sse import Stream
+from tests.streams import live  # noqa: F401 (fixture)
 
 
 def test_worker_killed_mid_batch_loses_nothing(api, stack, db, r, settings, database_url):
@@ -29,23 +30,7 @@ def test_worker_killed_mid_batch_loses_nothing(api, stack, db, r, settings, data
             accepted.add(action["action_token"])
 
         # Wait until a worker is stuck in that transaction, then kill it.
-        registry = StartedJobRegistry(settings.batching.queue, connection=r)
-        deadline = time.monotonic() + 30
-        worker_pid = None
-        while time.monotonic() < deadline and worker_pid is None:
-            with db.cursor() as c:
-                c.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                          " AND datname = current_database()")
-                waiting = c.fetchone()[0]
-            for job_id in registry.get_job_ids():
-                job = Job.fetch(job_id, connection=r)
-                if waiting and job.worker_name:
-                    worker_pid = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name,
-                                                    connection=r).pid
-            time.sleep(0.05)
-        assert worker_pid, "no worker got stuck on the locked row"
-        assert worker_pid in [w.pid for w in stack.workers]
-        killed = next(w for w in stack.workers if w.pid == worker_pid)
+        killed = processes.worker_of_started_job(stack.workers, r, settings.batching.queue, waiting_on_lock=db)
         killed.kill(signal.SIGKILL)
         killed.proc.wait(10)
     finally:
@@ -60,7 +45,44 @@ def test_worker_killed_mid_batch_loses_nothing(api, stack, db, r, settings, data
         assert c.fetchone()[0] == 3
 
 
-def test_workers_killed_repeatedly_under_steady_load(api, stack, db, r, settings):
+def test_a_worker_killed_while_it_loads_a_ranking_holds_the_others_up_only_briefly(api, stack, db, r, settings,
+                                                                                  database_url):
+    """The first batch of a new period loads its ranking from PostgreSQL under a lock; a
+    worker killed meanwhile must not keep the batches after it from their ranking until
+    their attempts run out (they would fail for good)."""
+    keys = Keys(settings.redis_prefix)
+    players = [Player(api) for _ in range(4)]
+    first = players[0].start()
+    assert players[0].submit(first, 1, wait=10).status_code == 200
+    accepted = {first["action_token"]}
+    daily = period_at(DEFAULT_BOARDS[1], datetime.now(timezone.utc)).key
+    r.delete(keys.board_ready("daily", daily))  # as for a new period: the next batch loads it
+
+    blocker = psycopg2.connect(database_url)  # the loading query waits behind this lock
+    blocker.cursor().execute("LOCK TABLE board_scores IN ACCESS EXCLUSIVE MODE")
+    try:
+        action = players[0].start()
+        assert players[0].submit(action, 2).status_code == 202
+        accepted.add(action["action_token"])
+        killed = processes.worker_of_started_job(stack.workers, r, settings.batching.queue, waiting_on_lock=db)
+        assert r.exists(keys.board_rebuild_lock("daily", daily)), "the worker holds the loading lock"
+        killed.kill(signal.SIGKILL)
+        killed.proc.wait(10)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    stack.ensure_workers()
+    for player in players[1:]:  # batches that need the same ranking
+        action = player.start()
+        assert player.submit(action, 3).status_code == 202
+        accepted.add(action["action_token"])
+
+    invariants.wait_until_settled(r, settings.redis_prefix, timeout=90)
+    invariants.check(db, r, settings.redis_prefix, accepted)
+
+
+def test_workers_killed_repeatedly_under_steady_load(live, stack, db, r, settings):
+    api = live  # the board version goes on from where the stream processes saw it
     players = [Player(api) for _ in range(6)]
     # viewers connected throughout (the API serves the stream route too)
     viewers = {p.id: Stream(api, p.tokens["access_token"]) for p in players[:3]}
