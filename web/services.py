@@ -11,7 +11,7 @@ from rq import Queue
 from sqlalchemy.engine import Engine
 
 from scoreboard.db import ReadRouter
-from scoreboard.redis_client import Keys
+from scoreboard.redis_client import Keys, ReplicaAcks
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from scoreboard.submissions import Submissions
@@ -29,6 +29,8 @@ class Services:
     submissions: Submissions
     # Where read-only queries go: a healthy replica (DATABASE_REPLICA_URLS), else the primary.
     reads: ReadRouter
+    # How many Redis replicas must hold what a client is told about (REDIS_MIN_REPLICA_ACKS).
+    replica_acks: ReplicaAcks = ReplicaAcks()
 
 
 def services() -> Services:
