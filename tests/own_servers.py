@@ -128,9 +128,13 @@ class OwnSentinel:
         self.dir = tempfile.mkdtemp(prefix="sb-sentinel-")
         self.port = free_port()
         self.name = name
+        tls = primary.tls  # TLS alone, to the clients and to the Redis servers, as the primary
+        listen = (f"port 0\ntls-port {self.port}\ntls-cert-file {tls.cert}\ntls-key-file {tls.key}\n"
+                  f"tls-ca-cert-file {tls.ca}\ntls-auth-clients no\ntls-replication yes\n" if tls
+                  else f"port {self.port}\n")
         config = os.path.join(self.dir, "sentinel.conf")  # Sentinel rewrites it as it learns
         with open(config, "w") as fh:
-            fh.write(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            fh.write(f"{listen}bind 127.0.0.1\ndir {self.dir}\n"
                      f"logfile {os.path.join(self.dir, 'sentinel.log')}\n"
                      f"sentinel monitor {name} 127.0.0.1 {primary.port} {quorum}\n"
                      f"sentinel down-after-milliseconds {name} {down_after_ms}\n"
@@ -138,7 +142,7 @@ class OwnSentinel:
                      f"sentinel parallel-syncs {name} 1\n")
         self.proc = subprocess.Popen([redis_server(), config, "--sentinel"], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        self.client = redis.Redis(port=self.port, socket_timeout=2)
+        self.client = redis.Redis(port=self.port, socket_timeout=2, ssl=bool(tls), ssl_ca_certs=tls and tls.ca)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:

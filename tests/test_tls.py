@@ -1,6 +1,7 @@
-"""TLS to Redis (``rediss://``) and PostgreSQL (``sslmode=require``) in every process, against
-servers of the test's own that accept TLS alone (certificates made by the test); and gevent
-patching ``ssl`` before anything imports it, in the web and the stream processes."""
+"""TLS to Redis (``rediss://``, directly or through a Sentinel) and PostgreSQL
+(``sslmode=require``) in every process, against servers of the test's own that accept TLS
+alone (certificates made by the test); and gevent patching ``ssl`` before anything imports
+it, in the web and the stream processes."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from scoreboard.redis_client import Keys
 from tests import processes
 from tests.client import Player
 from tests.conftest import LOG_DIR
-from tests.own_servers import Certificates, OwnPostgres, OwnRedis
+from tests.own_servers import Certificates, OwnPostgres, OwnRedis, OwnSentinel
 from tests.sse import Stream
 from tests.streams import stream_env, stream_environment, stream_server  # noqa: F401 (fixtures)
 from tests.test_admin import make_admin
@@ -34,20 +35,24 @@ def test_gevent_patches_ssl_before_anything_imports_it(stack, stream_server):  #
         assert MONKEY_PATCH_WARNING not in log
 
 
-@pytest.fixture
-def tls_servers(base_env):
+@pytest.fixture(params=["redis_url", "sentinel"])
+def tls_servers(request, base_env):
+    """Redis and PostgreSQL that take TLS alone; with ``sentinel``, the Redis is found through
+    a Sentinel that takes TLS alone too (``REDIS_URL`` then lends TLS and the database)."""
     certs = Certificates()
     servers = []
     try:
         rs = OwnRedis(tls=certs)
         servers.append(rs)
+        sentinel = OwnSentinel(rs, "tls", quorum=1) if request.param == "sentinel" else None
+        servers += [sentinel] if sentinel else []
         pg = OwnPostgres(tls=certs)
         servers.append(pg)
         saved = os.environ["DATABASE_URL"]
         os.environ["DATABASE_URL"] = pg.url
         migrate()
         os.environ["DATABASE_URL"] = saved
-        yield certs, rs, pg
+        yield certs, rs, pg, sentinel
     finally:
         for server in servers:
             server.close()
@@ -56,15 +61,18 @@ def tls_servers(base_env):
 
 @pytest.mark.slow
 def test_every_process_speaks_tls_to_redis_and_postgresql(tls_servers, base_env):
-    certs, rs, pg = tls_servers
+    certs, rs, pg, sentinel = tls_servers
     # the servers take nothing else
-    with pytest.raises(redis_lib.ConnectionError):
-        redis_lib.Redis(port=rs.port, socket_timeout=2).ping()
+    for port in (rs.port, *([sentinel.port] if sentinel else [])):
+        with pytest.raises(redis_lib.ConnectionError):
+            redis_lib.Redis(port=port, socket_timeout=2).ping()
     with pytest.raises(psycopg2.OperationalError, match="no encryption|SSL off"):
         psycopg2.connect(pg.url.replace("sslmode=require", "sslmode=disable"), connect_timeout=2)
 
     prefix = f"sbtls{secrets.token_hex(3)}:"
     env = {**base_env, "REDIS_URL": rs.url, "DATABASE_URL": pg.url, "REDIS_PREFIX": prefix}
+    if sentinel:
+        env.update(REDIS_SENTINELS=f"127.0.0.1:{sentinel.port}", REDIS_SENTINEL_MASTER=sentinel.name)
     web, base = processes.start_web(env, LOG_DIR, workers=1)
     stream, stream_base = processes.start_stream(stream_environment(env), LOG_DIR)
     procs = [web, stream, processes.start_worker(env, LOG_DIR), processes.start_scheduler(env, LOG_DIR)]
