@@ -406,7 +406,9 @@ def main() -> int:
         migrate()
         settings = Settings.from_env(env)
         r = redis.Redis.from_url(index.url)
-        r.set(f"{settings.redis_prefix}rank:ready", 1)
+        from scoreboard.redis_client import Keys
+
+        r.set(Keys(settings.redis_prefix).board_ready("all-time", "all"), 1)
         results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                "server_cpus": SERVER_CPUS, "client_cpus": CLIENT_CPUS},
                    "stream": {"board_interval_ms": settings.stream.board_interval_ms},

@@ -8,16 +8,12 @@ checks that they agree.
 
 from rq.cron import CronScheduler
 
-from workers.maintenance import (
-    purge_expired,
-    reconcile_ranking,
-    recover_batches,
-    warm_board,
-)
+from workers.maintenance import close_periods, purge_expired, reconcile_ranking, recover_batches, warm_board
 
 JOBS = (
     # (function, every N seconds, job timeout in seconds)
     (recover_batches, 10, 60),
+    (close_periods, 5, 60),
     (warm_board, 30, 300),
     (reconcile_ranking, 300, 600),
     (purge_expired, 600, 600),

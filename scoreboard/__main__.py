@@ -26,7 +26,7 @@ def set_admin(username: str, grant: bool) -> int:
 
     from scoreboard.accounts import set_admin as store
 
-    engine = create_engine(database_url_from_env())
+    engine = create_engine(database_url_from_env(), hide_parameters=True)
     try:
         if not store(engine, username, grant):
             print(f"no user named {username!r}", file=sys.stderr)

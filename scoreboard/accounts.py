@@ -113,3 +113,46 @@ def _user(row) -> User:
         is_admin=row.is_admin,
         banned=row.banned,
     )
+
+
+def usernames(engine: Engine, user_ids) -> dict[int, str]:
+    """The names of these users (ids that do not exist are left out)."""
+    ids = sorted({int(i) for i in user_ids})
+    if not ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(select(users.c.id, users.c.username).where(users.c.id.in_(ids))).all()
+    return {row.id: row.username for row in rows}
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One page of users for the admins, and the cursor of the next (None on the last page)."""
+
+    users: list[dict]
+    next_before: int | None
+
+
+def list_users(engine: Engine, *, search: str | None = None, banned: bool | None = None, before: int | None = None,
+               limit: int = 50) -> UserPage:
+    """Users newest first (by id), keyset-paged like the flags.
+
+    Args:
+        engine: where to read: the primary, or the replica router.
+        search: only names containing this text, whatever its case.
+        banned: only banned (True) or only not banned (False) users.
+        before: only users with a smaller id (the cursor).
+        limit: page size.
+    """
+    query = select(users.c.id, users.c.username, users.c.current_score, users.c.banned, users.c.is_admin)
+    if search:
+        query = query.where(func.strpos(func.lower(users.c.username), search.lower()) > 0)
+    if banned is not None:
+        query = query.where(users.c.banned.is_(banned))
+    if before is not None:
+        query = query.where(users.c.id < before)
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(users.c.id.desc()).limit(limit + 1)).all()
+    page = [{"id": row.id, "username": row.username, "score": row.current_score, "banned": row.banned,
+             "is_admin": row.is_admin} for row in rows[:limit]]
+    return UserPage(page, rows[limit - 1].id if len(rows) > limit else None)

@@ -18,9 +18,14 @@ import orjson
 import redis
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from structlog.contextvars import bind_contextvars
 
 from scoreboard import anomaly, anomaly_context, jobspec, metrics, ranking
 from scoreboard.action_types import ActionType
+from scoreboard.boards import ALL_TIME_ID, ALL_TIME_KEY, DEFAULT_BOARDS, Board
+from scoreboard.counting import Counted, Item, count_on_boards
+from scoreboard.periods import Calendar, utc_ms
+from scoreboard.ranking import Entry
 from scoreboard.errors import MESSAGES
 from scoreboard.logs import security_event
 from scoreboard.redis_client import Keys
@@ -65,15 +70,7 @@ class Outcome:
     error: dict | None = None
     rules: dict | None = None  # the anomaly rules that fired, with their figures
     replayed: bool = False  # applied by an earlier attempt of the same batch
-
-
-class RankEntry(NamedTuple):
-    """A user's ranking entry as a batch leaves it, for Redis (``lua/ranking.lua``)."""
-
-    history_id: int  # the user's latest history row: orders updates of one user
-    score: int
-    member: str  # the sorted set member, or "" to take the user off the board
-    username: str
+    places: list[Counted] = field(default_factory=list)  # its score on each board it counted on
 
 
 class HistoryRow(NamedTuple):
@@ -84,6 +81,7 @@ class HistoryRow(NamedTuple):
     score_change: int
     new_score: int
     submission_id: str
+    accepted_at: int  # unix ms
 
 
 class FlagRow(NamedTuple):
@@ -98,7 +96,13 @@ class FlagRow(NamedTuple):
 @dataclass
 class BatchResult:
     outcomes: list[Outcome] = field(default_factory=list)
-    users: dict[int, RankEntry] = field(default_factory=dict)
+    # by (board, period): the entries to set, by user id (the all-time board's always there)
+    entries: dict[tuple[str, str], dict[int, Entry]] = field(default_factory=dict)
+
+    @property
+    def users(self) -> dict[int, Entry]:
+        """The all-time board's entries."""
+        return self.entries.setdefault((ALL_TIME_ID, ALL_TIME_KEY), {})
 
 
 def _rejected(sub: Submission, code: str, message: str | None = None) -> Outcome:
@@ -106,16 +110,18 @@ def _rejected(sub: Submission, code: str, message: str | None = None) -> Outcome
 
 
 def apply_in_transaction(conn: Connection, subs: list[Submission], action_types: dict[str, ActionType],
-                         limits: anomaly.Thresholds | None = None) -> BatchResult:
+                         limits: anomaly.Thresholds | None = None,
+                         boards: tuple[Board, ...] = DEFAULT_BOARDS) -> BatchResult:
     """Apply ``subs`` inside the caller's transaction (which commits or rolls back), set based,
-    in four steps: lock the users, claim the action tokens, write the history (and the
-    users' scores), write the flags.
+    in five steps: lock the users, claim the action tokens, count the claimed submissions
+    on every board, write the history (and the users' totals), write the flags.
 
     Args:
         conn: the transaction.
         subs: the batch's submissions, in the order they were accepted.
         action_types: the configured action types by name.
         limits: the anomaly rules' thresholds (default: ``anomaly.Thresholds()``).
+        boards: the configured boards.
     """
     outcomes: dict[str, Outcome] = {}
     locked = _lock_users(conn, subs)
@@ -130,12 +136,23 @@ def apply_in_transaction(conn: Connection, subs: list[Submission], action_types:
             candidates.append(sub)
     fresh = _claim_tokens(conn, candidates, outcomes)
     history, flags = _score(conn, fresh, locked, action_types, limits or anomaly.Thresholds(), outcomes)
-    result = BatchResult(users=_write_history(conn, history, locked))
+    last_history = {row.user_id: row.id for row in history}
+    firsts = {uid for uid, user in locked.items() if user.score_reached_at is None}
+    items = []
+    for row in history:
+        items.append(Item(outcomes[row.submission_id].submission, row.id, row.new_score, row.user_id in firsts))
+        firsts.discard(row.user_id)
+    count = count_on_boards(conn, Calendar.load(conn, boards), items,
+                            {uid: user.username for uid, user in locked.items()}, last_history)
+    for row in history:
+        outcomes[row.submission_id].places = count.places[row.submission_id]
+    result = BatchResult(entries={**count.entries,
+                                  (ALL_TIME_ID, ALL_TIME_KEY): _write_history(conn, history, locked, count.counted_on)})
     _write_flags(conn, flags)
     for uid, user in locked.items():  # users of the batch whose entry did not move
         if uid not in result.users and user.score_reached_at is not None and not user.banned:
-            result.users[uid] = RankEntry(user.last_history_id, user.current_score,
-                                          ranking.member(uid, user.score_reached_at), user.username)
+            result.users[uid] = ranking.entry(uid, user.last_history_id, user.current_score, user.score_reached_at,
+                                              user.username)
     result.outcomes = [outcomes[s.id] for s in subs]
     return result
 
@@ -207,7 +224,7 @@ def _score(conn: Connection, fresh: list[tuple[Submission, int]], locked: dict,
         before = scores[sub.user_id]
         score = scores[sub.user_id] = before + sub.score_delta
         history.append(HistoryRow(history_id, sub.user_id, sub.token, sub.action_type, sub.score_delta, score,
-                                  sub.id))
+                                  sub.id, sub.accepted_at))
         action_type = action_types.get(sub.action_type) or ActionType(sub.action_type, sub.score_delta,
                                                                       sub.score_delta, 0)
         fired = anomaly.evaluate(
@@ -222,16 +239,21 @@ def _score(conn: Connection, fresh: list[tuple[Submission, int]], locked: dict,
     return history, flags
 
 
-def _write_history(conn: Connection, history: list[HistoryRow], locked: dict) -> dict[int, RankEntry]:
-    """Insert the history rows and move each user to their last row's score; return the
-    users' new ranking entries."""
+def _write_history(conn: Connection, history: list[HistoryRow], locked: dict,
+                   counted_on: dict[int, list[str]]) -> dict[int, Entry]:
+    """Insert the history rows (with the board periods each counted on) and move each user
+    to their last row's total; return the users' new all-time entries."""
     if not history:
         return {}
+    columns = list(map(list, zip(*history)))
+    columns[-1] = [utc_ms(ms) for ms in columns[-1]]
     conn.exec_driver_sql(
-        "INSERT INTO score_history (id, user_id, action_id, action_type, score_change, new_score, submission_id)"
-        " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],"
-        " %s::bigint[], %s::text[])",
-        tuple(map(list, zip(*history))),
+        "INSERT INTO score_history (id, user_id, action_id, action_type, score_change, new_score, submission_id,"
+        " accepted_at, counted_on)"
+        " SELECT i, u, a, t, d, n, s, c, string_to_array(o, ',') FROM unnest(%s::bigint[], %s::bigint[], %s::text[],"
+        " %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[], %s::text[])"
+        " AS v(i, u, a, t, d, n, s, c, o)",
+        (*columns, [",".join(counted_on[row.id]) for row in history]),
     )
     last = {row.user_id: row for row in history}  # in order: each user's last row wins
     reached = conn.exec_driver_sql(
@@ -240,8 +262,7 @@ def _write_history(conn: Connection, history: list[HistoryRow], locked: dict) ->
         " WHERE users.id = v.id RETURNING users.id, users.score_reached_at",
         (list(last), [row.new_score for row in last.values()], [row.id for row in last.values()]),
     )
-    return {uid: RankEntry(last[uid].id, last[uid].new_score, ranking.member(uid, reached_at),
-                           locked[uid].username)
+    return {uid: Entry(last[uid].id, last[uid].new_score, ranking.member(uid, reached_at), locked[uid].username)
             for uid, reached_at in reached}
 
 
@@ -260,19 +281,44 @@ def _resolve_conflicts(conn: Connection, conflicts: list[Submission], outcomes: 
     rows = {
         row.token: row
         for row in conn.exec_driver_sql(
-            "SELECT t.token, t.submission_id, h.new_score,"
+            "SELECT t.token, t.submission_id, h.user_id, h.new_score, h.counted_on,"
             " EXISTS (SELECT 1 FROM score_flags f WHERE f.history_id = t.history_id) AS flagged"
             " FROM action_tokens t LEFT JOIN score_history h ON h.id = t.history_id"
             " WHERE t.token = ANY(%s)",
             ([c.token for c in conflicts],),
         )
     }
+    replayed = [rows[sub.token] for sub in conflicts if sub.token in rows and rows[sub.token].submission_id == sub.id
+                and rows[sub.token].new_score is not None]
+    now_there = _scores_now(conn, replayed)
     for sub in conflicts:
         row = rows.get(sub.token)
         if row is not None and row.submission_id == sub.id and row.new_score is not None:
-            outcomes[sub.id] = Outcome(sub, "applied", score=row.new_score, flagged=row.flagged, replayed=True)
+            # Applied by an earlier attempt: its places are read back (on the other boards,
+            # the user's score there now: the batch that counted it is not known any more).
+            places = [Counted(ALL_TIME_ID, ALL_TIME_KEY, row.new_score)] + [
+                Counted(*where.split("/", 1), now_there[(*where.split("/", 1), row.user_id)])
+                for where in row.counted_on or () if (*where.split("/", 1), row.user_id) in now_there]
+            outcomes[sub.id] = Outcome(sub, "applied", score=row.new_score, flagged=row.flagged, replayed=True,
+                                       places=places)
         else:
             outcomes[sub.id] = _rejected(sub, "token_used")
+
+
+def _scores_now(conn: Connection, rows) -> dict[tuple[str, str, int], int]:
+    """The current scores of the board periods (other than all-time) these history rows counted on."""
+    wanted = {(*where.split("/", 1), row.user_id) for row in rows for where in row.counted_on or ()
+              if not where.startswith(ALL_TIME_ID + "/")}
+    if not wanted:
+        return {}
+    return {
+        (r.board, r.period, r.user_id): r.score
+        for r in conn.exec_driver_sql(
+            "SELECT board, period, user_id, score FROM board_scores WHERE (board, period, user_id) IN"
+            " (SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]))",
+            ([w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted]),
+        )
+    }
 
 
 def publish(submissions: Submissions, result: BatchResult, batch_id: str, result_ttl: int,
@@ -281,16 +327,21 @@ def publish(submissions: Submissions, result: BatchResult, batch_id: str, result
     event, and the batch settled (``batch_id`` "" for changes outside a batch).
 
     Returns:
-        (board version, whether the top 10 changed).
+        (board version, whether a top 10 changed).
 
     Raises:
-        RankingNotReady: Redis lost the ranking; rebuild it, then publish again.
+        RankingNotReady: Redis lost (or never held) a board period's ranking; rebuild it,
+            then publish again.
     """
     keys = submissions.keys
+    # the all-time board first, and always (its cache, and every result's all-time rank)
+    periods = {(ALL_TIME_ID, ALL_TIME_KEY): result.users, **result.entries}
     args: list = [keys.events_channel, result_ttl, board_ttl, keys.submission_prefix, keys.done_prefix, batch_id,
-                  EVENTS_LOG_LENGTH, len(result.users)]
-    for uid, entry in result.users.items():
-        args += [uid, *entry]
+                  EVENTS_LOG_LENGTH, len(periods)]
+    for (board, period), entries in periods.items():
+        args += [board, period, keys.board_base(board, period), len(entries)]
+        for uid, entry in entries.items():
+            args += [uid, *entry]
     args.append(len(result.outcomes))
     for o in result.outcomes:
         args += [
@@ -301,23 +352,30 @@ def publish(submissions: Submissions, result: BatchResult, batch_id: str, result
             o.score,
             "true" if o.flagged else "false",
             orjson.dumps(o.error).decode() if o.error else "",
+            len(o.places),
         ]
+        for place in o.places:
+            args += [place.board, place.period, place.score, "True" if place.first else ""]
     reply = submissions.scripts.publish(
-        keys=[
-            *ranking.ranking_keys(keys),
-            keys.ranking_ready,
-            keys.board_version,
-            keys.board_top,
-            keys.board_top10,
-            keys.board_published,
-            keys.events_log,
-            *submissions.settle_keys(batch_id),
-        ],
+        keys=[keys.usernames, keys.board_version, keys.events_log, *submissions.settle_keys(batch_id)],
         args=args,
     )
     if reply[0] == b"notready":
-        raise RankingNotReady()
-    return int(reply[1]), reply[2] == 1
+        raise RankingNotReady(reply[1].decode(), reply[2].decode())
+    return int(reply[1]), int(reply[2]) > 0
+
+
+def publish_ready(engine: Engine, submissions: Submissions, result: BatchResult, batch_id: str, result_ttl: int,
+                  board_ttl: int) -> tuple[int, bool]:
+    """``publish``; a board period whose ranking Redis lacks is rebuilt from PostgreSQL first
+    (which already holds the change), one at a time, as often as there are such periods."""
+    for _ in range(len(result.entries) + 1):
+        try:
+            return publish(submissions, result, batch_id, result_ttl, board_ttl)
+        except RankingNotReady as missing:
+            ranking.rebuild(engine, submissions.redis, submissions.scripts, submissions.keys, missing.board,
+                            missing.period)
+    return publish(submissions, result, batch_id, result_ttl, board_ttl)
 
 
 def _report_flags(outcomes: list[Outcome]) -> None:
@@ -331,7 +389,16 @@ def _report_flags(outcomes: list[Outcome]) -> None:
 
 
 class RankingNotReady(Exception):
-    """The Redis ranking is missing (Redis restarted empty or was flushed)."""
+    """A board period's Redis ranking is missing (Redis restarted empty or was flushed, or
+    the period is new to Redis): rebuild it from PostgreSQL.
+
+    Attributes:
+        board, period: the board period to rebuild.
+    """
+
+    def __init__(self, board: str = ALL_TIME_ID, period: str = ALL_TIME_KEY):
+        super().__init__(f"the ranking of {board} {period} is not ready")
+        self.board, self.period = board, period
 
 
 @dataclass(frozen=True)
@@ -349,6 +416,7 @@ class Applier:
     # gives the batch back to RQ (stay well under the job timeout).
     transient_wait_s: float = 15.0
     limits: anomaly.Thresholds = field(default_factory=anomaly.Thresholds)
+    boards: tuple[Board, ...] = DEFAULT_BOARDS
 
     @cached_property
     def submissions(self) -> Submissions:
@@ -371,16 +439,16 @@ class Applier:
             self.submissions.forget(batch_id)
             return {"batch_id": batch_id, "applied": 0, "rejected": 0, "version": None, "board_changed": False}
         started = time.perf_counter()
-        request_ids = sorted({s.request_id for s in subs if s.request_id})
+        ids = [s.id for s in subs]
+        # on every later line of the job (a worker runs each job in a log context of its own)
+        bind_contextvars(submission_ids=ids, request_ids=sorted({s.request_id for s in subs if s.request_id}))
         deadline = time.monotonic() + self.transient_wait_s
         try:
+            self._retrying(lambda: self._hold_periods(subs), deadline)
             result = self._retrying(lambda: self._transaction(subs), deadline)
         except Exception as exc:
-            ids = [s.id for s in subs]
             metrics.APPLY_BATCHES.labels("error").inc()
-            log.warning("apply transaction rolled back",
-                        extra={"batch_id": batch_id, "submission_ids": ids, "request_ids": request_ids,
-                               "error": repr(exc)})
+            log.warning("apply transaction rolled back", extra={"batch_id": batch_id, "error": repr(exc)})
             if is_transient(exc) or jobspec.is_split_batch(batch_id):
                 raise
             raise BatchFailed(ids, exc) from exc
@@ -392,21 +460,31 @@ class Applier:
         log.info("batch applied", extra={"batch_id": batch_id, "size": len(subs), "applied": applied,
                                          "rejected": len(result.outcomes) - applied,
                                          "flagged": sum(o.flagged and not o.replayed for o in result.outcomes),
-                                         "version": version, "seconds": round(seconds, 4),
-                                         "request_ids": request_ids})
+                                         "version": version, "seconds": round(seconds, 4)})
         return {"batch_id": batch_id, "applied": applied, "rejected": len(result.outcomes) - applied,
                 "version": version, "board_changed": changed}
 
+    def _hold_periods(self, subs: list[Submission]) -> None:
+        """Make sure Redis holds the ranking of every board period the batch counts in before
+        it commits: a ranking first loaded after the commit would already hold the batch, and
+        the results' previous ranks would be lost."""
+        with self.engine.connect() as conn:
+            calendar = Calendar.load(conn, self.boards)
+        wanted = sorted({(board.id, period.key) for sub in subs
+                         for board, period in calendar.periods_at(utc_ms(sub.accepted_at))})
+        pipe = self.redis.pipeline(transaction=False)
+        for board, period in wanted:
+            pipe.exists(self.keys.board_ready(board, period))
+        for (board, period), ready in zip(wanted, pipe.execute()):
+            if not ready:
+                ranking.rebuild(self.engine, self.redis, self.scripts, self.keys, board, period)
+
     def _transaction(self, subs: list[Submission]) -> BatchResult:
         with self.engine.begin() as conn:
-            return apply_in_transaction(conn, subs, self.action_types, self.limits)
+            return apply_in_transaction(conn, subs, self.action_types, self.limits, self.boards)
 
     def _publish_ready(self, result: BatchResult, batch_id: str) -> tuple[int, bool]:
-        try:
-            return self._publish(result, batch_id)
-        except RankingNotReady:
-            ranking.rebuild(self.engine, self.redis, self.scripts, self.keys)
-            return self._publish(result, batch_id)
+        return publish_ready(self.engine, self.submissions, result, batch_id, self.result_ttl, self.board_ttl)
 
     @staticmethod
     def _retrying(step, deadline: float):
@@ -422,5 +500,3 @@ class Applier:
                 time.sleep(delay)
                 delay = min(delay * 2, 3.0)
 
-    def _publish(self, result: BatchResult, batch_id: str) -> tuple[int, bool]:
-        return publish(self.submissions, result, batch_id, self.result_ttl, self.board_ttl)

@@ -48,7 +48,8 @@ def make_engine(settings: Settings, **overrides) -> Engine:
         connect_args=connect_args(settings.database_url, "scoreboard"),
     )
     options.update(overrides)
-    return create_engine(settings.database_url, **options)
+    # hide_parameters: an error's text never shows a statement's values (a password hash)
+    return create_engine(settings.database_url, hide_parameters=True, **options)
 
 
 class ReadRouter:
@@ -138,8 +139,8 @@ class ReadRouter:
 def make_read_router(settings: Settings, primary: Engine) -> ReadRouter:
     """The read router of ``settings.replicas.urls`` (no replicas: always the primary)."""
     replicas = [
-        create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True,
-                      connect_args=connect_args(url, "scoreboard-read", connect_timeout=2))
+        create_engine(url, hide_parameters=True, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size,
+                      pool_pre_ping=True, connect_args=connect_args(url, "scoreboard-read", connect_timeout=2))
         for url in settings.replicas.urls
     ]
     return ReadRouter(primary, replicas, settings.replicas.max_lag_s)

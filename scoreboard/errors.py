@@ -17,6 +17,7 @@ MESSAGES = {
     "not_replicated": ("The submission was accepted but no Redis replica confirmed it in time: look it up"
                        " (status_url) before submitting again."),
     "token_not_replicated": "No Redis replica confirmed the new action token in time; start the action again.",
+    "period_overlap": "This season overlaps another season of the board, or reuses its key.",
 }
 
 

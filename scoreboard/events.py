@@ -85,6 +85,12 @@ def board_event(version: int, body: bytes) -> bytes:
     return sse("scoreboard", body, str(version))
 
 
+def closed_event(data: bytes) -> bytes:
+    """The ``event: period_closed`` bytes: no ``id``, so a viewer's Last-Event-ID stays the
+    last personal event's or board's."""
+    return sse("period_closed", data)
+
+
 @dataclass(frozen=True)
 class PersonalEvent:
     """One ``score`` or ``rejected`` event for one user, encoded once."""
@@ -103,13 +109,29 @@ class PersonalEvent:
 class Message:
     """A published message, decoded. Exactly one of the shapes is set:
 
-    a batch (``version``, ``board`` body or None, ``personal``), or a ``logout``.
+    a change of the boards (``version``, the ``boards`` whose top 10 changed, by board id,
+    the periods that ``closed`` (each a ``period_closed`` event's data), ``personal``
+    events), or a ``logout``.
     """
 
     version: int = 0
-    board: bytes | None = None
+    boards: dict[str, bytes] = field(default_factory=dict)
+    closed: list[tuple[str, bytes]] = field(default_factory=list)  # (board id, period_closed data)
     personal: list[PersonalEvent] = field(default_factory=list)
     logout: dict | None = None
+
+    @property
+    def board(self) -> bytes | None:
+        """The all-time board's body, when its top 10 changed."""
+        return self.boards.get("all-time")
+
+
+def logout_message(*, sid: str | None = None, jti: str | None = None, user_id: int | None = None) -> bytes:
+    """The message that ends streams: those of a login session (``sid``, else the token
+    ``jti``) when it is revoked, or every stream of ``user_id`` when the user is banned."""
+    if user_id is not None:
+        return orjson.dumps({"logout": {"user_id": user_id, "reason": "banned"}})
+    return orjson.dumps({"logout": {"sid": sid, "jti": jti}})
 
 
 def parse_message(raw: bytes) -> Message:
@@ -127,14 +149,15 @@ def parse_message(raw: bytes) -> Message:
             raise ValueError("logout is not an object")
         return Message(logout=logout)
     version = int(body["version"])
-    board = body.get("board")
+    boards = {str(board): orjson.dumps(top) for board, top in (body.get("boards") or {}).items()}
+    closed = [(str(c["board"]), orjson.dumps(c)) for c in body.get("closed") or ()]
     personal = []
     for p in body.get("personal") or ():
         event_id = parse_event_id(str(p["id"]))
         if event_id is None:
             raise ValueError(f"bad personal event id {p['id']!r}")
         personal.append(PersonalEvent.make(event_id, int(p["user_id"]), str(p["event"]), orjson.dumps(p["data"])))
-    return Message(version=version, board=orjson.dumps(board) if board is not None else None, personal=personal)
+    return Message(version=version, boards=boards, closed=closed, personal=personal)
 
 
 class ReplayWindow:

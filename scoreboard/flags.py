@@ -47,7 +47,7 @@ def list_flags(engine: Engine, *, state: str | None = None, rule: str | None = N
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(
             "SELECT f.id, f.user_id, u.username, f.history_id, f.submission_id, f.action_id, f.score_change,"
-            " h.action_type, f.rules, f.state, f.created_at, f.resolved_at, f.resolved_by"
+            " h.action_type, h.counted_on, f.rules, f.state, f.created_at, f.resolved_at, f.resolved_by"
             " FROM score_flags f JOIN users u ON u.id = f.user_id JOIN score_history h ON h.id = f.history_id"
             f" WHERE {' AND '.join(where)} ORDER BY f.id DESC LIMIT %(limit)s",
             params,
@@ -62,6 +62,8 @@ def list_flags(engine: Engine, *, state: str | None = None, rule: str | None = N
             "action_type": row.action_type,
             "score_delta": row.score_change,
             "rules": row.rules,
+            # the board periods the submission counted on (what a revert corrects)
+            "boards": [dict(zip(("board", "period"), where.split("/", 1))) for where in row.counted_on or ()],
             "state": row.state,
             "created_at": _ms(row.created_at),
             "resolved_at": _ms(row.resolved_at),

@@ -17,7 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 # What the API promises, held by CHECK constraints (migration 0004).
 USERNAME_SQL_PATTERN = "^[A-Za-z0-9_.-]{3,32}$"  # POSIX: ``$`` is the end of the text
@@ -78,6 +78,10 @@ score_history = Table(
     # 'submission', or an admin's 'revert', 'ban', 'unban' (the last two change no points).
     Column("reason", String(16), CheckConstraint(f"reason IN {HISTORY_REASONS}", name="reason_known"),
            nullable=False, server_default=text("'submission'")),
+    # When the web accepted the submission (its 202): what decides the period it counts in.
+    Column("accepted_at", DateTime(timezone=True)),
+    # The board periods it counted on, as 'board/period' (NULL before boards existed: all-time).
+    Column("counted_on", ARRAY(String(65))),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -117,3 +121,41 @@ score_flags = Table(
 )
 
 Index("ix_score_flags_state_created", score_flags.c.state, score_flags.c.created_at.desc())
+
+# --- boards: periods and their standings (the all-time board is ``users.current_score``) ---
+
+board_periods = Table(
+    "board_periods",
+    metadata,
+    Column("board", String(32), primary_key=True),
+    Column("key", String(32), primary_key=True),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True)),  # NULL: never ends (all-time)
+    # A season, defined by an admin (the calendar and fixed periods follow from the settings).
+    Column("season", Boolean, nullable=False, server_default=text("false")),
+    # When its standings became final (NULL: open or closing); an admin's revert after that
+    # stamps revised_at.
+    Column("closed_at", DateTime(timezone=True)),
+    Column("revised_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+Index("ix_board_periods_closed", board_periods.c.board, board_periods.c.starts_at.desc(),
+      postgresql_where=text("closed_at IS NOT NULL"))
+
+board_scores = Table(
+    "board_scores",
+    metadata,
+    Column("board", String(32), primary_key=True),
+    Column("period", String(32), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), primary_key=True),
+    Column("score", BigInteger, nullable=False),
+    # When the user reached this score in this period (ties: earlier first).
+    Column("reached_at", DateTime(timezone=True), nullable=False),
+    # The competition rank in the final standings (written when the period closes).
+    Column("final_rank", BigInteger),
+)
+
+# The board order of one period: score, then who reached it first, then the higher id.
+Index("ix_board_scores_order", board_scores.c.board, board_scores.c.period, board_scores.c.score.desc(),
+      board_scores.c.reached_at.asc(), board_scores.c.user_id.desc())

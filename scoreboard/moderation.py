@@ -18,8 +18,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from scoreboard import ranking
 from scoreboard.action_types import INT64_MAX
-from scoreboard.apply import BatchResult, RankEntry, RankingNotReady, publish
+from scoreboard.apply import BatchResult, publish_ready
+from scoreboard.boards import ALL_TIME_ID, ALL_TIME_KEY
+from scoreboard.closing import write_final_ranks
 from scoreboard.errors import Refused
+from scoreboard.events import logout_message
 from scoreboard.logs import security_event
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
@@ -59,7 +62,8 @@ class Moderator:
     board_ttl: int
 
     def ban(self, user_id: int, admin_id: int) -> Decision:
-        """Ban a user: off the board at once, submissions refused. Idempotent.
+        """Ban a user: off the board at once, submissions, new streams and refreshes refused,
+        open streams ended (``event: logout``). Idempotent.
 
         Raises:
             Refused: ``not_found`` (no such user), ``cannot_ban_self``.
@@ -73,8 +77,12 @@ class Moderator:
                 seq = _history_row(conn, user, 0, "ban")
                 conn.exec_driver_sql("UPDATE users SET banned = true, last_history_id = %s WHERE id = %s",
                                      (seq, user_id))
-        self.redis.sadd(self.keys.banned, user_id)
-        version = self._publish(user_id, seq, user.current_score, "", user.username)
+            periods = _held_periods_of(conn, user_id)
+        with self.redis.pipeline(transaction=True) as pipe:  # refused from now on; open streams end
+            pipe.sadd(self.keys.banned, user_id)
+            pipe.publish(self.keys.events_channel, logout_message(user_id=user_id))
+            pipe.execute()
+        version = self._publish(user, seq, user.current_score, None, periods)
         security_event("user_banned", user_id=user_id, admin_id=admin_id)
         return Decision(user_id, user.username, user.current_score, True, version=version)
 
@@ -91,9 +99,9 @@ class Moderator:
                 seq = _history_row(conn, user, 0, "unban")
                 conn.exec_driver_sql("UPDATE users SET banned = false, last_history_id = %s WHERE id = %s",
                                      (seq, user_id))
+            periods = _held_periods_of(conn, user_id)
         self.redis.srem(self.keys.banned, user_id)
-        member = ranking.member(user_id, user.score_reached_at) if user.score_reached_at else ""
-        version = self._publish(user_id, seq, user.current_score, member, user.username)
+        version = self._publish(user, seq, user.current_score, user.score_reached_at, periods)
         security_event("user_unbanned", user_id=user_id, admin_id=admin_id)
         return Decision(user_id, user.username, user.current_score, False, version=version)
 
@@ -121,20 +129,27 @@ class Moderator:
         """Close a flag as reverted: the submission's points are taken back, and the board follows."""
         with self.engine.begin() as conn:
             flag, user = _close_flag(conn, flag_id, "reverted", admin_id)
-            score, seq, reached_at = self._revert(conn, user, flag)
-        member = "" if user.banned else ranking.member(user.id, reached_at)
-        version = self._publish(user.id, seq, score, member, user.username)
+            counted_on = conn.exec_driver_sql("SELECT counted_on FROM score_history WHERE id = %s",
+                                              (flag.history_id,)).scalar_one() or []
+            score, seq, reached_at = self._revert(conn, user, flag, counted_on)
+            revised = _revert_on_boards(conn, flag, counted_on)
+            periods = _held_periods_of(conn, user.id, last_closed=True)
+        if revised:  # the cached pages of those final standings are stale now
+            self.redis.delete(*(self.keys.board_pages(board, period) for board, period in revised))
+        version = self._publish(user, seq, score, None if user.banned else reached_at, periods)
         security_event("flag_resolved", flag_id=flag_id, decision="revert", user_id=user.id,
                        score_change=-flag.score_change, admin_id=admin_id)
         return Decision(user.id, user.username, score, user.banned, "reverted", version)
 
     @staticmethod
-    def _revert(conn: Connection, user, flag) -> tuple[int, int, object]:
-        """Take a flagged submission's points back; return (score, history id, reached at)."""
+    def _revert(conn: Connection, user, flag, counted_on: list[str]) -> tuple[int, int, object]:
+        """Take a flagged submission's points back from the total (the history row counts on
+        the same board periods); return (score, history id, reached at)."""
         score = user.current_score - flag.score_change
         if not -INT64_MAX - 1 <= score <= INT64_MAX:
             raise Refused("invalid_score", "Reverting this submission would overflow the score.")
-        seq = _history_row(conn, user, -flag.score_change, "revert", flag.action_type, flag.submission_id)
+        seq = _history_row(conn, user, -flag.score_change, "revert", flag.action_type, flag.submission_id,
+                           counted_on)
         reached_at = conn.exec_driver_sql(
             "UPDATE users SET current_score = %s, last_history_id = %s, score_reached_at = clock_timestamp()"
             " WHERE id = %s RETURNING score_reached_at",
@@ -142,23 +157,55 @@ class Moderator:
         ).scalar_one()
         return score, seq, reached_at
 
-    def _publish(self, user_id: int, seq: int, score: int, member: str, username: str) -> int | None:
-        """Move the user's ranking entry, recompute and publish the board."""
-        result = BatchResult(users={user_id: RankEntry(seq, score, member, username)})
-        try:
-            return self._publish_once(result)
-        except RankingNotReady:
-            # Redis lost the ranking: the rebuild reads PostgreSQL, which already has it all.
-            ranking.rebuild(self.engine, self.redis, self.scripts, self.keys)
-            try:
-                return self._publish_once(result)
-            except RankingNotReady:
-                return None
-
-    def _publish_once(self, result: BatchResult) -> int:
-        version, _ = publish(Submissions(self.redis, self.scripts, self.keys), result, "", self.result_ttl,
-                             self.board_ttl)
+    def _publish(self, user, seq: int, score: int, reached_at, periods: list) -> int:
+        """Move the user's entries (all-time: ``score`` reached at ``reached_at``, None to take
+        them off; the other boards Redis holds: their rows there, or off the board when
+        ``reached_at`` is None), recompute and publish the boards."""
+        on_board = reached_at is not None
+        entries = {(ALL_TIME_ID, ALL_TIME_KEY): {user.id: ranking.entry(user.id, seq, score, reached_at, user.username,
+                                                                        ranked=on_board)}}
+        for row in periods:
+            entries[row.board, row.period] = {user.id: ranking.entry(user.id, seq, row.score, row.reached_at,
+                                                                     user.username, ranked=on_board)}
+        submissions = Submissions(self.redis, self.scripts, self.keys)
+        version, _ = publish_ready(self.engine, submissions, BatchResult(entries=entries), "", self.result_ttl,
+                                   self.board_ttl)
         return version
+
+
+def _held_periods_of(conn: Connection, user_id: int, last_closed: bool = False) -> list:
+    """The user's rows in the board periods Redis holds: each board's unclosed periods, and
+    with ``last_closed`` its last closed one (a ban changes no final standings; a revert does)."""
+    final = (" OR p.starts_at = (SELECT max(q.starts_at) FROM board_periods q"
+             " WHERE q.board = p.board AND q.closed_at IS NOT NULL)") if last_closed else ""
+    return conn.exec_driver_sql(
+        "SELECT s.board, s.period, s.score, s.reached_at FROM board_scores s"
+        " JOIN board_periods p ON p.board = s.board AND p.key = s.period"
+        f" WHERE s.user_id = %s AND (p.closed_at IS NULL{final})",
+        (user_id,),
+    ).all()
+
+
+def _revert_on_boards(conn: Connection, flag, counted_on: list[str]) -> list[tuple[str, str]]:
+    """Take a reverted submission's points back on every board period it counted on; a
+    final period's standings are corrected and stamped ``revised_at``. Returns the final
+    periods revised."""
+    revised = []
+    for where in counted_on:
+        board, period = where.split("/", 1)
+        if board == ALL_TIME_ID:
+            continue
+        conn.exec_driver_sql(
+            "UPDATE board_scores SET score = score - %s, reached_at = clock_timestamp()"
+            " WHERE board = %s AND period = %s AND user_id = %s",
+            (flag.score_change, board, period, flag.user_id))
+        final = conn.exec_driver_sql(
+            "UPDATE board_periods SET revised_at = now() WHERE board = %s AND key = %s AND closed_at IS NOT NULL"
+            " RETURNING key", (board, period)).first()
+        if final is not None:
+            write_final_ranks(conn, board, period, revision=True)
+            revised.append((board, period))
+    return revised
 
 
 def _close_flag(conn: Connection, flag_id: int, state: str, admin_id: int):
@@ -168,7 +215,7 @@ def _close_flag(conn: Connection, flag_id: int, state: str, admin_id: int):
         Refused: ``not_found``, ``flag_resolved``.
     """
     flag = conn.exec_driver_sql(
-        "SELECT f.id, f.user_id, f.state, f.score_change, f.submission_id, h.action_type"
+        "SELECT f.id, f.user_id, f.state, f.score_change, f.submission_id, f.history_id, h.action_type"
         " FROM score_flags f JOIN score_history h ON h.id = f.history_id WHERE f.id = %s FOR UPDATE OF f",
         (flag_id,),
     ).one_or_none()
@@ -194,10 +241,10 @@ def _lock_user(conn: Connection, user_id: int):
 
 
 def _history_row(conn: Connection, user, change: int, reason: str, action_type: str | None = None,
-                 submission_id: str | None = None) -> int:
+                 submission_id: str | None = None, counted_on: list[str] | None = None) -> int:
     """Insert a history row of an admin decision; return its id (the user's new history id)."""
     return conn.exec_driver_sql(
-        "INSERT INTO score_history (user_id, action_id, action_type, score_change, new_score, submission_id, reason)"
-        " VALUES (%s, NULL, %s, %s, %s, %s, %s) RETURNING id",
-        (user.id, action_type, change, user.current_score + change, submission_id, reason),
+        "INSERT INTO score_history (user_id, action_id, action_type, score_change, new_score, submission_id, reason,"
+        " counted_on) VALUES (%s, NULL, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (user.id, action_type, change, user.current_score + change, submission_id, reason, counted_on),
     ).scalar_one()

@@ -69,6 +69,7 @@ def purge(submissions: Submissions, lifetimes: Lifetimes, now: int | None = None
     r, keys = submissions.redis, submissions.keys
     now = now_ms() if now is None else now
     report = Report()
+    r.unlink(*keys.legacy_ranking)  # the one all-time ranking of before boards, rebuilt per board period
     _drop_stale_batches(submissions, lifetimes, now, report)
     prefixes = (keys.action_token(""), keys.submission_prefix, keys.done_prefix)
     chunk: list[bytes] = []
@@ -141,9 +142,10 @@ def _settle_submissions(submissions: Submissions, subs: list[str], lifetimes: Li
 
 def _drop_stale_batches(submissions: Submissions, lifetimes: Lifetimes, now: int, report: Report) -> None:
     cutoff = now - (lifetimes.failed + STALE_BATCH_MARGIN_S) * 1000
-    for raw in submissions.redis.zrangebyscore(submissions.keys.batches, 0, cutoff, start=0, num=SCAN_COUNT):
-        submissions.drop(raw.decode(), LOST, lifetimes.result)
-        report.batches_dropped += 1
+    for batches in (submissions.keys.batches, submissions.keys.batches_failed):
+        for raw in submissions.redis.zrangebyscore(batches, 0, cutoff, start=0, num=SCAN_COUNT):
+            submissions.drop(raw.decode(), LOST, lifetimes.result)
+            report.batches_dropped += 1
     if report.batches_dropped:
         log.warning("stale batches dropped", extra={"batches": report.batches_dropped})
 

@@ -13,12 +13,14 @@ _NEEDS = {
     "accept": (),
     "seal": (),
     "rebuild": ("ranking",),
-    "refresh": ("board", "version"),
-    "publish": ("ranking", "board"),
+    "refresh": ("ranking", "board", "version"),
+    "publish": ("ranking", "board", "version"),
+    "announce": ("ranking", "board", "version"),
+    "page": ("ranking",),
     "ensure_version": ("version",),
     "unlock": (),
-    "republish": ("board", "version"),
-    "reconcile": (),
+    "republish": ("ranking", "board", "version"),
+    "reconcile": ("ranking",),
     "lead": (),
 }
 
@@ -48,3 +50,5 @@ class Scripts:
     republish: Script
     reconcile: Script
     lead: Script
+    announce: Script
+    page: Script

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scoreboard.action_types import ActionType, DEFAULT_ACTION_TYPES, parse_action_types
 from scoreboard.anomaly import Thresholds
+from scoreboard.boards import DEFAULT_BOARDS, Board, parse_boards
 
 
 class SettingsError(Exception):
@@ -241,6 +242,8 @@ class Stream:
             batch of one user never overflows it.
         redis_connections: per stream process: one holds the subscription, the others
             run the commands.
+        max_anonymous_per_address: streams without a token (the board alone) per client
+            address (a venue's NAT shares one); 0 turns anonymous viewers away.
     """
 
     url: str = ""
@@ -250,6 +253,7 @@ class Stream:
     queue_max: int = 512
     send_timeout: float = 30.0
     max_per_user: int = 5
+    max_anonymous_per_address: int = 50
     replay_window: int = 10_000
     redis_connections: int = 2
     send_buffer: int = 32 * 1024
@@ -311,6 +315,7 @@ class Settings:
         board_cache_ttl: seconds the cached board lives without an update.
         startup_wait: seconds a process waits at start for PostgreSQL and Redis to answer.
         startup_check_database: whether the web's start-up check waits for PostgreSQL too.
+        boards: the boards (``BOARDS`` or ``BOARDS_FILE``); ``all-time`` comes first unless placed.
     """
 
     database_url: str
@@ -325,6 +330,7 @@ class Settings:
     log_level: str = "INFO"
     startup_wait: float = 30.0
     startup_check_database: bool = True
+    boards: tuple[Board, ...] = DEFAULT_BOARDS
     limits: RateLimits = field(default_factory=RateLimits)
     sessions: Sessions = field(default_factory=Sessions)
     actions: Actions = field(default_factory=Actions)
@@ -373,6 +379,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             startup_wait=_float(env, "STARTUP_WAIT", cls.startup_wait),
             startup_check_database=_bool(env, "STARTUP_CHECK_DATABASE", True),
+            boards=_boards(env),
             limits=_limits(env),
             sessions=_sessions(env),
             actions=_actions(env),
@@ -438,15 +445,27 @@ def _sessions(env: Mapping[str, str]) -> Sessions:
     )
 
 
+def _text_or_file(env: Mapping[str, str], name: str) -> str | None:
+    """The value of ``name``, or the text of the file that ``{name}_FILE`` names (which wins)."""
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return env.get(name)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise SettingsError(f"{name}_FILE cannot be read: {exc}") from None
+
+
+def _boards(env: Mapping[str, str]) -> tuple[Board, ...]:
+    try:
+        return parse_boards(_text_or_file(env, "BOARDS"))
+    except ValueError as exc:
+        raise SettingsError(f"BOARDS is not valid: {exc}") from None
+
+
 def _actions(env: Mapping[str, str]) -> Actions:
-    types_raw = env.get("ACTION_TYPES")
-    types_file = env.get("ACTION_TYPES_FILE")
-    if types_file:
-        try:
-            with open(types_file, encoding="utf-8") as fh:
-                types_raw = fh.read()
-        except OSError as exc:
-            raise SettingsError(f"ACTION_TYPES_FILE cannot be read: {exc}") from None
+    types_raw = _text_or_file(env, "ACTION_TYPES")
     try:
         types = parse_action_types(json.loads(types_raw)) if types_raw else DEFAULT_ACTION_TYPES
     except (ValueError, TypeError) as exc:
@@ -479,6 +498,7 @@ def _stream(env: Mapping[str, str]) -> Stream:
         queue_max=_int(env, "STREAM_QUEUE_MAX", Stream.queue_max, 1),
         send_timeout=max(_float(env, "STREAM_SEND_TIMEOUT", Stream.send_timeout), 0.5),
         max_per_user=_int(env, "STREAM_MAX_PER_USER", Stream.max_per_user, 1),
+        max_anonymous_per_address=_int(env, "STREAM_MAX_ANONYMOUS_PER_ADDRESS", Stream.max_anonymous_per_address, 0),
         replay_window=_int(env, "STREAM_REPLAY_WINDOW", Stream.replay_window, 1),
         redis_connections=_int(env, "STREAM_REDIS_CONNECTIONS", Stream.redis_connections, 2),
         send_buffer=_int(env, "STREAM_SEND_BUFFER", Stream.send_buffer, 0),

@@ -86,7 +86,8 @@ def check(settings: Settings, database: bool = True, wait: float | None = None) 
         return
     from sqlalchemy import create_engine, pool, text  # not loaded by processes without a database
 
-    engine = create_engine(settings.database_url, poolclass=pool.NullPool, connect_args={"connect_timeout": 2})
+    engine = create_engine(settings.database_url, poolclass=pool.NullPool, hide_parameters=True,
+                           connect_args={"connect_timeout": 2})
     found: list = []
 
     def read_revision():

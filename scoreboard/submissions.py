@@ -155,8 +155,8 @@ class Submissions:
 
     def settle_keys(self, batch_id: str) -> list[str]:
         """The keys with which ``lua/publish.lua`` settles ``batch_id`` (its list, the set of
-        open batches, the pending count), in that order."""
-        return [self.keys.batch(batch_id), self.keys.batches, self.keys.pending_count]
+        open batches, the pending count, the set of failed batches), in that order."""
+        return [self.keys.batch(batch_id), self.keys.batches, self.keys.pending_count, self.keys.batches_failed]
 
     def split(self, batch_id: str, submission_ids: list[str]) -> list[str]:
         """Give each submission of a failed batch a batch of its own, and forget the old one.
@@ -167,14 +167,15 @@ class Submissions:
         """
         k = self.keys
         created = []
-        now = self.redis.time()[0] * 1000
+        # the new batches keep the old one's place: the closing watermark still waits for them
+        opened = self.redis.zscore(k.batches, batch_id) or self.redis.time()[0] * 1000
         for sid in submission_ids:
             new_id = f"{batch_id}-{sid[:12]}"
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(k.batch(new_id))
             pipe.rpush(k.batch(new_id), sid)
             pipe.hset(k.submission(sid), "batch", new_id)
-            pipe.zadd(k.batches, {new_id: now})
+            pipe.zadd(k.batches, {new_id: opened})
             pipe.execute()
             created.append(new_id)
         self.forget(batch_id)
@@ -182,15 +183,21 @@ class Submissions:
 
     def mark_failed(self, batch_id: str, error: bytes) -> list[str]:
         """After an apply job's last attempt: every submission of the batch is ``failed``,
-        with ``error`` for its client. The batch stays, so that its job can be requeued.
+        with ``error`` for its client. The batch stays, so that its job can be requeued, but
+        among the failed ones: it no longer holds the closing watermark.
 
         Returns:
             The ids of the batch's submissions.
         """
-        ids = [i.decode() for i in self.redis.lrange(self.keys.batch(batch_id), 0, -1)]
-        pipe = self.redis.pipeline(transaction=False)
+        k = self.keys
+        ids = [i.decode() for i in self.redis.lrange(k.batch(batch_id), 0, -1)]
+        opened = self.redis.zscore(k.batches, batch_id)
+        pipe = self.redis.pipeline(transaction=True)
         for sid in ids:
-            pipe.hset(self.keys.submission(sid), mapping={"state": "failed", "error": error})
+            pipe.hset(k.submission(sid), mapping={"state": "failed", "error": error})
+        if opened is not None:
+            pipe.zrem(k.batches, batch_id)
+            pipe.zadd(k.batches_failed, {batch_id: opened})
         pipe.execute()
         return ids
 
@@ -199,7 +206,26 @@ class Submissions:
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(self.keys.batch(batch_id))
         pipe.zrem(self.keys.batches, batch_id)
+        pipe.zrem(self.keys.batches_failed, batch_id)
         pipe.execute()
+
+    # ------------------------------------------------------------------ the admins
+
+    def held(self, batch_ids: list[str]) -> list[list[Submission]]:
+        """The stored submissions of each batch, in the order accepted (ids whose record is
+        gone are skipped), in two round trips whatever the number of batches."""
+        if not batch_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for batch_id in batch_ids:
+            pipe.lrange(self.keys.batch(batch_id), 0, -1)
+        lists = [[i.decode() for i in ids] for ids in pipe.execute()]
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in (sid for ids in lists for sid in ids):
+            pipe.hmget(self.keys.submission(sid), FIELDS)
+        values = iter(pipe.execute() if any(lists) else ())
+        parsed = [[_parse(sid, next(values)) for sid in ids] for ids in lists]
+        return [[s for s in batch if s is not None] for batch in parsed]
 
     # ------------------------------------------------------------------ the purge
 
@@ -230,6 +256,7 @@ class Submissions:
                 pipe.expire(k.submission(sid), ttl)
         pipe.delete(k.batch(batch_id))
         pipe.zrem(k.batches, batch_id)
+        pipe.zrem(k.batches_failed, batch_id)
         if ids:
             pipe.decrby(k.pending_count, len(ids))
         pipe.execute()

@@ -6,9 +6,12 @@ import base64
 import hashlib
 import hmac
 import itertools
+from datetime import datetime, timezone
 import time
 
 import requests
+
+from scoreboard.boards import DEFAULT_BOARDS, period_at
 
 _names = itertools.count()
 
@@ -78,6 +81,14 @@ class Player:
 
     def job(self, job_id: str) -> requests.Response:
         return self.http.get(f"{self.base}/api/score/jobs/{job_id}")
+
+
+def first_places(score: int) -> dict:
+    """The ``boards`` of a first submission on the default boards (all-time, daily, weekly):
+    rank 1 everywhere, no previous rank, the periods of now."""
+    now = datetime.now(timezone.utc)
+    return {board.id: {"period": period_at(board, now).key, "score": score, "rank": 1, "previous_rank": None}
+            for board in DEFAULT_BOARDS}
 
 
 def wait_applied(player: Player, job_id: str, timeout: float = 30) -> dict:

@@ -122,7 +122,9 @@ def reset_state(database_url: str, r, prefix: str) -> None:
     conn = psycopg2.connect(database_url)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("TRUNCATE users, score_history, action_tokens, score_flags RESTART IDENTITY CASCADE")
+        cur.execute("TRUNCATE users, score_history, action_tokens, score_flags, board_scores, board_periods"
+                    " RESTART IDENTITY CASCADE")
+        cur.execute("INSERT INTO board_periods (board, key, starts_at) VALUES ('all-time', 'all', 'epoch')")
     conn.close()
     keys = list(r.scan_iter(match=f"{prefix}*", count=1000)) + list(r.scan_iter(match="LIMITS:*", count=1000))
     for i in range(0, len(keys), 500):

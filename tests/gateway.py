@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,8 +19,9 @@ from tests.processes import ROOT, free_port
 CONF = ROOT / "deploy" / "nginx" / "scoreboard.conf"
 
 
-def render(web_ports: list[int], stream_ports: list[int], listen: int) -> str:
-    """The project's gateway configuration with these instances and this port."""
+def render(web_ports: list[int], stream_ports: list[int], listen: int, log_dir: str) -> str:
+    """The project's gateway configuration with these instances, this port and its access
+    log in ``log_dir``."""
     text = CONF.read_text()
 
     def servers(ports):
@@ -28,6 +30,7 @@ def render(web_ports: list[int], stream_ports: list[int], listen: int) -> str:
     for name, ports in (("scoreboard_web", web_ports), ("scoreboard_stream", stream_ports)):
         text = re.sub(rf"(upstream {name} \{{\n    least_conn;\n)(?:    server .*\n)+", rf"\g<1>{servers(ports)}",
                       text)
+    text = re.sub(r"access_log \S+ ", f"access_log {log_dir}/access.log ", text)
     return re.sub(r"listen \d+;", f"listen 127.0.0.1:{listen};", text)
 
 
@@ -40,7 +43,7 @@ class Gateway:
         self.dir = tempfile.mkdtemp(prefix="sb-nginx-")
         os.chmod(self.dir, 0o777)
         self.port = free_port()
-        Path(self.dir, "scoreboard.conf").write_text(render(web_ports, stream_ports, self.port))
+        Path(self.dir, "scoreboard.conf").write_text(render(web_ports, stream_ports, self.port, self.dir))
         temp = " ".join(f"{kind}_temp_path {self.dir}/{kind};" for kind in ("client_body", "proxy", "fastcgi",
                                                                             "uwsgi", "scgi"))
         Path(self.dir, "nginx.conf").write_text(
@@ -61,6 +64,11 @@ class Gateway:
                     raise RuntimeError(f"nginx exited: {self.proc.stderr.read().decode()}")
                 time.sleep(0.05)
         raise RuntimeError("nginx did not start")
+
+    def access_lines(self) -> list[dict]:
+        """The JSON lines of the gateway's access log so far."""
+        path = Path(self.dir, "access.log")
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
+from scoreboard.boards import ALL_TIME_ID, ALL_TIME_KEY
 from scoreboard.redis_client import Keys
+from tests import ranks
 
 
 def check(db, r, prefix: str, accepted_tokens: set[str] | None = None) -> None:
@@ -27,13 +29,30 @@ def check(db, r, prefix: str, accepted_tokens: set[str] | None = None) -> None:
             applied = {row[0] for row in cur.fetchall()}
             assert applied == accepted_tokens, (
                 f"{len(accepted_tokens - applied)} accepted not applied, {len(applied - accepted_tokens)} unexpected")
+        # exactly once on every board and period: each score is the sum of the history rows
+        # that counted on that period
+        cur.execute(
+            "SELECT b.board, b.period, b.user_id, b.score, coalesce(sum(h.score_change), 0) FROM board_scores b"
+            " LEFT JOIN score_history h ON h.user_id = b.user_id AND (b.board || '/' || b.period) = ANY(h.counted_on)"
+            " GROUP BY 1, 2, 3, 4 HAVING b.score <> coalesce(sum(h.score_change), 0)")
+        assert cur.fetchall() == [], "a board period's score differs from the history that counted on it"
         cur.execute("SELECT id, current_score FROM users WHERE score_reached_at IS NOT NULL AND NOT banned")
-        expected = dict(cur.fetchall())
+        expected = {(ALL_TIME_ID, ALL_TIME_KEY): dict(cur.fetchall())}
+        # an open period ranks its users who are not banned; a final one keeps its standings
+        cur.execute("SELECT b.board, b.period, b.user_id, b.score FROM board_scores b JOIN users u ON u.id = b.user_id"
+                    " JOIN board_periods p ON p.board = b.board AND p.key = b.period"
+                    " WHERE CASE WHEN p.closed_at IS NULL THEN NOT u.banned ELSE b.final_rank IS NOT NULL END")
+        for board, period, uid, score in cur.fetchall():
+            expected.setdefault((board, period), {})[uid] = score
     keys = Keys(prefix)
-    members = {int(k): v.decode() for k, v in r.hgetall(keys.ranking_member).items()}
-    ranked = {uid: int(r.zscore(keys.ranking, m)) for uid, m in members.items() if r.zscore(keys.ranking, m) is not None}
-    assert ranked == expected, "the Redis ranking differs from PostgreSQL"
-    assert r.zcard(keys.ranking) == len(expected), "stale members in the Redis ranking"
+    held = [tuple(m.decode().split("/", 1)) for m in r.smembers(keys.boards_held)] or [(ALL_TIME_ID, ALL_TIME_KEY)]
+    for board, period in held:
+        want = expected.get((board, period), {})
+        have = ranks.ranked(r, keys, board, period)
+        assert have == want, (f"the Redis ranking of {board} {period} differs: Redis has "
+                              f"{ {u: s for u, s in have.items() if want.get(u) != s} }, PostgreSQL "
+                              f"{ {u: s for u, s in want.items() if have.get(u) != s} }")
+        assert r.zcard(keys.board_ranking(board, period)) == len(want), f"stale members in {board} {period}"
 
 
 def wait_until_settled(r, prefix: str, timeout: float = 60) -> None:

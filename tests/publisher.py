@@ -12,10 +12,12 @@ local t = redis.call('TIME')
 local v = math.max(tonumber(redis.call('GET', KEYS[1]) or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 local vs = string.format('%.0f', v)
 redis.call('SET', KEYS[1], vs)
-local board = 'null'
+local boards = ''
 if ARGV[2] ~= '' then
-  board = '{"entries":' .. ARGV[2] .. ',"version":' .. vs .. ',"generated_at":' .. t[1] .. '000}'
+  local board = '{"board":"all-time","period":"all","entries":' .. ARGV[2] .. ',"version":' .. vs ..
+    ',"generated_at":' .. t[1] .. '000}'
   redis.call('SET', KEYS[3], board, 'EX', 5)
+  boards = '"all-time":' .. board
 end
 local personal = {}
 for i = 3, #ARGV, 3 do
@@ -24,7 +26,7 @@ for i = 3, #ARGV, 3 do
   personal[#personal + 1] = '{"id":"' .. id .. '","user_id":' .. ARGV[i] .. ',"event":"' .. ARGV[i + 1] ..
     '","data":' .. ARGV[i + 2] .. '}'
 end
-redis.call('PUBLISH', ARGV[1], '{"version":' .. vs .. ',"board":' .. board .. ',"personal":[' ..
+redis.call('PUBLISH', ARGV[1], '{"version":' .. vs .. ',"boards":{' .. boards .. '},"personal":[' ..
   table.concat(personal, ',') .. ']}')
 return vs
 """
@@ -42,7 +44,7 @@ class Publisher:
         for user_id, event, data in personal:
             args += [user_id, event, orjson.dumps(data).decode()]
         k = self.keys
-        return int(self.script(keys=[k.board_version, k.events_log, k.board_top10], args=args))
+        return int(self.script(keys=[k.board_version, k.events_log, k.board_top10("all-time", "all")], args=args))
 
 
 def board_entries(scores: list[int], name: str = "player") -> list[dict]:

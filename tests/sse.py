@@ -29,10 +29,10 @@ class Stream:
     """One open stream. ``status`` and ``headers`` are those of the response."""
 
     def __init__(self, base: str, token: str | None = None, *, via: str = "header", last_event_id: str | None = None,
-                 query: dict | None = None, timeout: float = 10):
+                 query: dict | None = None, headers: dict | None = None, timeout: float = 10):
         parts = urlsplit(base)
         params = dict(query or {})
-        headers = {"Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream", **(headers or {})}
         if token and via == "header":
             headers["Authorization"] = f"Bearer {token}"
         elif token and via == "query":

@@ -7,9 +7,12 @@ from scoreboard.redis_client import Keys
 # Redis keys that change without any request being applied: rate-limit counters (a
 # refused request is counted, on purpose), the board cache and its version (refilled and
 # started again by the periodic jobs and by reads), short locks (the periodic jobs' too),
-# the periodic jobs' reports and leader lock, the mark set when the ranking is built, and
+# the periodic jobs' reports and leader lock, the marks set when a ranking is built, and
 # the registry of open live streams (it follows connections, which end in their own time).
-_VOLATILE = ("board:", "rank:rebuild", "rank:ready", "cron:", "ops:", "streams:")
+# (PostgreSQL's board_periods changes with the clock too: the closing job gives each period its row.)
+_VOLATILE = ("board:", "b:held", "cron:", "ops:", "streams:")
+# Of each board period's keys (``<prefix>b:<board>:<period>:<what>``), the caches, marks and locks.
+_VOLATILE_BOARD = (b":top", b":top10", b":last10", b":ready", b":rebuild", b":fill", b":pages", b":closed")
 
 
 def _redis_value(r, key: bytes):
@@ -34,13 +37,13 @@ def snapshot(db, r, prefix: str) -> dict:
     state = {}
     with db.cursor() as cur:
         for table, order in (("users", "id"), ("score_history", "id"), ("action_tokens", "token"),
-                             ("score_flags", "id")):
+                             ("score_flags", "id"), ("board_scores", "board, period, user_id")):
             cur.execute(f"SELECT * FROM {table} ORDER BY {order}")
             state[table] = cur.fetchall()
     keys = Keys(prefix)
     skip = tuple(f"{prefix}{name}".encode() for name in _VOLATILE) + (keys.ratelimit_prefix.encode(),)
     for key in sorted(r.scan_iter(match=f"{prefix}*", count=1000)):
-        if not key.startswith(skip):
+        if not key.startswith(skip) and not key.endswith(_VOLATILE_BOARD):
             state[key] = _redis_value(r, key)
     state["apply jobs"] = sorted(r.scan_iter(match="rq:job:apply-*", count=1000))
     return state

@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from scoreboard.redis_client import Keys
+from tests import ranks
 from tests import processes
 from tests.conftest import LOG_DIR
 from tests.publisher import Publisher, board_entries  # noqa: F401 (re-exported)
@@ -47,7 +48,7 @@ def live(api, r, settings):
     version going on from where it was (in production it never goes back; the stream
     processes of the session remember the versions they saw)."""
     keys = Keys(settings.redis_prefix)
-    r.set(keys.ranking_ready, 1)
+    ranks.mark_ready(r, keys)
     r.set(keys.board_version, time.time_ns() // 1000)
     return api
 

@@ -49,8 +49,8 @@ class Events:
             message = self.pubsub.get_message(timeout=0.5)
             if message and message["type"] == "message":
                 body = json.loads(message["data"])
-                if body.get("board"):
-                    return body["board"]
+                if (body.get("boards") or {}).get("all-time"):
+                    return body["boards"]["all-time"]
         raise AssertionError("no board event")
 
     def close(self):
@@ -59,6 +59,8 @@ class Events:
 
 ADMIN_CALLS = [
     ("get", "/api/admin/flags", None),
+    ("get", "/api/admin/users", None),
+    ("get", "/api/admin/failed-jobs", None),
     ("post", "/api/admin/flags/1/resolve", {"decision": "approve"}),
     ("post", "/api/admin/users/1/ban", None),
     ("post", "/api/admin/users/1/unban", None),
@@ -235,3 +237,37 @@ def test_flag_list_filters_and_pages(api, db):
                 {"before": 2**63}, {"rule": "too\x00fast"}):
         resp = admin.http.get(url, params=bad)
         assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_request", bad
+
+
+def test_user_list_finds_by_any_part_of_the_name_and_by_ban(api, db):
+    admin, alice, bob = make_admin(api, db), Player(api, username="Alice-admin-test"), Player(api)
+    url = f"{api}/api/admin/users"
+    found = admin.http.get(url, params={"search": "CE-ADM"}).json()
+    assert found == {"users": [{"id": alice.id, "username": "Alice-admin-test", "score": 0, "banned": False,
+                                "is_admin": False}], "next_before": None}
+    assert admin.http.post(f"{api}/api/admin/users/{bob.id}/ban").status_code == 200
+    assert [u["id"] for u in admin.http.get(url, params={"banned": "true"}).json()["users"]] == [bob.id]
+    assert bob.id not in [u["id"] for u in admin.http.get(url, params={"banned": "false"}).json()["users"]]
+    everyone = [u["id"] for u in admin.http.get(url).json()["users"]]
+    assert everyone == sorted(everyone, reverse=True) and {admin.id, alice.id, bob.id} <= set(everyone)
+    first = admin.http.get(url, params={"limit": 2}).json()
+    rest = admin.http.get(url, params={"limit": 100, "before": first["next_before"]}).json()
+    assert [u["id"] for u in first["users"] + rest["users"]] == everyone
+    listed = admin.http.get(url, params={"search": admin.username}).json()["users"]
+    assert [u["is_admin"] for u in listed if u["id"] == admin.id] == [True]
+    for bad in ({"search": ""}, {"search": "x" * 33}, {"banned": "maybe"}, {"limit": 0}, {"before": 0},
+                {"search": "a\x00b"}):
+        resp = admin.http.get(url, params=bad)
+        assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_request", bad
+
+
+def test_the_login_token_tells_the_page_who_may_enter_the_admin_room(api, db):
+    import jwt
+
+    admin, player = make_admin(api, db), Player(api)
+    admin.login()  # the role was granted after the first login
+    claims = [jwt.decode(p.tokens["access_token"], options={"verify_signature": False}) for p in (admin, player)]
+    assert claims[0].get("adm") is True and "adm" not in claims[1]
+    refreshed = requests.post(f"{api}/api/auth/refresh",
+                              headers={"Authorization": f"Bearer {admin.tokens['refresh_token']}"}).json()
+    assert jwt.decode(refreshed["access_token"], options={"verify_signature": False}).get("adm") is True

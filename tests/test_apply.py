@@ -11,6 +11,7 @@ from scoreboard.apply import Applier, BatchFailed
 from scoreboard.db import make_engine
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
+from tests import ranks
 from tests import invariants
 from tests.conftest import reset_state
 
@@ -147,15 +148,14 @@ def test_each_result_carries_its_competition_rank(applier, settings, db, r):
     uids = [make_user(db) for _ in range(5)]
     for uid, delta in zip(uids, (10, 20, 20, 40, 5)):
         applier.apply_batch(submit(applier, settings, uid, delta).batch_id)
-    r.hset(applier.keys.ranking_seq, uids[4], 10**15)  # Redis holds a newer entry: the batch's is skipped
+    ranks.hold_newer(r, applier.keys, uids[4], 10**15)  # Redis holds a newer entry: the batch's is skipped
     batch = [submit(applier, settings, uid, delta) for uid, delta in
              ((uids[0], 15), (uids[0], 20), (uids[1], 5), (uids[4], 100))]
     assert len({a.batch_id for a in batch}) == 1
     applier.apply_batch(batch[0].batch_id)
-    ranked = r.zrange(applier.keys.ranking, 0, -1, withscores=True)
+    ranked = ranks.ranked(r, applier.keys)
     results = [orjson.loads(r.hget(applier.keys.submission(a.submission_id), "result")) for a in batch]
     for result in results:
-        own = b":%020d" % result["user_id"]
-        assert result["rank"] == 1 + sum(1 for m, s in ranked if not m.endswith(own) and s > result["score"])
+        assert result["rank"] == 1 + sum(1 for uid, s in ranked.items() if uid != result["user_id"] and s > result["score"])
     assert [(x["score"], x["rank"]) for x in results] == [(25, 2), (45, 1), (25, 3), (105, 1)]
-    assert int(r.zscore(applier.keys.ranking, r.hget(applier.keys.ranking_member, uids[4]))) == 5
+    assert ranked[uids[4]] == 5

@@ -117,11 +117,15 @@ def test_me_has_score_and_rank(api):
     p = Player(api)
     r = p.http.get(f"{api}/api/users/me")
     assert r.status_code == 200
-    assert r.json() == {"id": p.id, "username": p.username, "score": 0, "rank": None}
+    assert r.json() == {"id": p.id, "username": p.username, "score": 0, "rank": None, "boards": {}}
     other = Player(api)
     other.earn(9)
     p.earn(5)
-    assert p.http.get(f"{api}/api/users/me").json() == {"id": p.id, "username": p.username, "score": 5, "rank": 2}
+    me = p.http.get(f"{api}/api/users/me").json()
+    assert {k: me[k] for k in ("id", "username", "score", "rank")} == {"id": p.id, "username": p.username, "score": 5,
+                                                                       "rank": 2}
+    assert {board: (place["score"], place["rank"]) for board, place in me["boards"].items()} == {
+        "all-time": (5, 2), "daily": (5, 2), "weekly": (5, 2)}
 
 
 def test_a_token_accepted_before_is_refused_once_it_expires(api, settings):

@@ -19,7 +19,7 @@ from tests.client import Player, now_ms, sign, wait_applied
 def quiet(api, r, settings):
     """The running service with empty state whose (empty) ranking is ready, so that no
     background rebuild changes Redis during a test."""
-    r.set(Keys(settings.redis_prefix).ranking_ready, 1)
+    r.set(Keys(settings.redis_prefix).board_ready("all-time", "all"), 1)
     return api
 
 

@@ -1,17 +1,21 @@
 """rq-dashboard at /admin/rq/: admins only, a browser session by cookie with CSRF, and a
 real failed job requeued and deleted through the dashboard's own HTTP endpoints."""
 
+import os
 import re
 import secrets
 import time
 
 import pytest
 import requests
+from playwright.sync_api import sync_playwright
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from tests import processes
 from tests.client import Player
+from tests.conftest import LOG_DIR
 from tests.test_admin import make_admin
 
 @pytest.fixture
@@ -135,6 +139,23 @@ def test_the_dashboard_session_ends_with_the_login_session(api, db):
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "token_revoked"
 
 
+@pytest.mark.slow  # starts a web process of its own, waits for a token to expire
+def test_the_dashboard_session_outlives_the_access_token(stack, api, db, base_env):
+    """The session cookie holds the login session's refresh token: an hour later (here two
+    seconds) the dashboard still answers, though every access token of the login has expired."""
+    web, base = processes.start_web({**base_env, "ACCESS_TOKEN_EXPIRES": "2"}, LOG_DIR, workers=1)
+    try:
+        admin = make_admin(base, db)
+        b = browser(base, admin)
+        time.sleep(3)
+        assert admin.http.get(f"{base}/api/admin/flags").json()["error"]["code"] == "token_expired"
+        assert b.get(f"{base}/admin/rq/0/data/queues.json").status_code == 200
+        assert b.post(f"{base}/admin/rq/job/no-such-job/requeue",
+                      headers={"X-CSRFToken": b.cookies["_csrf_token"]}).status_code == 404  # past the CSRF check
+    finally:
+        web.stop()
+
+
 def test_a_revoked_admin_role_closes_the_dashboard(api, db):
     admin = make_admin(api, db)
     b = browser(api, admin)
@@ -160,3 +181,58 @@ def test_dashboard_errors_are_json_not_500(method, path, status, api, db):
     resp = admin.http.request(method, f"{api}{path}")
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["code"]
+
+
+def test_compacting_an_empty_queue_is_no_error(api, db, r):
+    admin = make_admin(api, db)
+    empty = f"empty-{secrets.token_hex(4)}"
+    resp = admin.http.post(f"{api}/admin/rq/queue/{empty}/compact")
+    assert resp.status_code == 200 and resp.json() == {"status": "OK"}
+    queue = Queue(f"compact-{secrets.token_hex(4)}", connection=r)
+    kept = queue.enqueue("tests.jobs.fail_until", "never")
+    gone = queue.enqueue("tests.jobs.fail_until", "never")
+    gone.delete(remove_from_queue=False)  # a dead id left in the queue, what compacting is for
+    resp = admin.http.post(f"{api}/admin/rq/queue/{queue.name}/compact")
+    assert resp.status_code == 200 and queue.get_job_ids() == [kept.id]
+    queue.empty()
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PAYLOAD = '<meta http-equiv="refresh" content="3;url=/healthz?hijacked"><b id="injected">bold</b>'
+
+
+@pytest.fixture
+def chromium():
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("view", ["job", "jobs"])
+def test_what_a_job_holds_is_shown_as_text_never_as_markup(view, api, db, r, chromium):
+    """A request id, a description, an argument a user could shape: on the job's page and in
+    the list of a queue (one no worker takes from), shown escaped."""
+    queue = Queue(f"shown-{secrets.token_hex(4)}", connection=r)
+    job = queue.enqueue("tests.jobs.fail_until", PAYLOAD, description=PAYLOAD, meta={"request_id": PAYLOAD})
+    cookies = browser(api, make_admin(api, db)).cookies
+    context = chromium.new_context()
+    context.add_cookies([{"name": c.name, "value": c.value, "url": f"{api}/admin/"} for c in cookies])
+    page = context.new_page()
+    url = f"{api}/admin/rq/0/view/job/{job.id}" if view == "job" else \
+        f"{api}/admin/rq/0/view/jobs/{queue.name}/queued/100/asc/1"
+    where = "#job-data" if view == "job" else f'tr[data-job-id="{job.id}"]'
+    try:
+        page.goto(url)
+        page.wait_for_function("s => (document.querySelector(s) || {}).textContent?.includes('http-equiv')",
+                               arg=where, timeout=20_000)
+        assert PAYLOAD in page.locator(where).text_content()
+        assert page.locator("#injected").count() == 0 and page.locator("body meta[http-equiv]").count() == 0
+        assert page.url == url
+    finally:
+        context.close()
+        queue.delete(delete_jobs=True)

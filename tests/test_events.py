@@ -27,12 +27,15 @@ def test_sse_encoding():
 
 
 def test_parse_message_shapes():
-    m = parse_message(orjson.dumps({"version": 9, "board": {"entries": []}, "personal": [
+    m = parse_message(orjson.dumps({"version": 9, "boards": {"all-time": {"entries": []}, "daily": {"entries": [1]}},
+                                    "closed": [{"board": "daily", "period": "2026-11-29"}], "personal": [
         {"id": "9-1", "user_id": 4, "event": "score", "data": {"job_id": "j"}}]}))
     assert m.version == 9 and orjson.loads(m.board) == {"entries": []}
+    assert {k: orjson.loads(v) for k, v in m.boards.items()} == {"all-time": {"entries": []}, "daily": {"entries": [1]}}
+    assert [(board, orjson.loads(data)["period"]) for board, data in m.closed] == [("daily", "2026-11-29")]
     assert m.personal[0].id == EventId(9, 1) and m.personal[0].user_id == 4
     assert m.personal[0].payload == b'event: score\nid: 9-1\ndata: {"job_id":"j"}\n\n'
-    assert parse_message(b'{"version": 3, "board": null, "personal": []}').board is None
+    assert parse_message(b'{"version": 3, "boards": {}, "personal": []}').board is None
     assert parse_message(b'{"logout": {"sid": "s", "jti": "j"}}').logout == {"sid": "s", "jti": "j"}
     for bad in (b"[]", b'{"version": "x"}', b'{"logout": 1}'):
         with pytest.raises((ValueError, KeyError, TypeError)):

@@ -9,6 +9,7 @@ from rq.registry import FailedJobRegistry
 
 from tests import invariants
 from tests.client import Player, wait_applied
+from tests.test_admin import make_admin
 
 
 def test_poison_submission_ends_alone_in_the_failed_registry(api, db, r, settings):
@@ -28,11 +29,25 @@ def test_poison_submission_ends_alone_in_the_failed_registry(api, db, r, setting
     state = wait_applied(poisoned, jobs[poisoned.id])
     assert state["state"] == "failed" and state["error"]["code"] == "apply_failed"
 
+    # RQ calls the failure callback (which marks the submission failed) before it files the
+    # job in the failed registry: wait for the registry to catch up
     registry = FailedJobRegistry(settings.batching.queue, connection=r)
-    failed = [Job.fetch(i, connection=r) for i in registry.get_job_ids()]
-    mine = [j for j in failed if r.lrange(f"{settings.redis_prefix}batch:{j.args[0]}", 0, -1)
-            == [jobs[poisoned.id].encode()]]
+    deadline, mine = time.monotonic() + 10, []
+    while not mine and time.monotonic() < deadline:
+        failed = [Job.fetch(i, connection=r) for i in registry.get_job_ids()]
+        mine = [j for j in failed if r.lrange(f"{settings.redis_prefix}batch:{j.args[0]}", 0, -1)
+                == [jobs[poisoned.id].encode()]]
+        time.sleep(0.05)
     assert len(mine) == 1, "the poisoned submission has no failed job of its own"
+
+    # the admins see it described by the submission and the player it holds
+    admin = make_admin(api, db)
+    listed = admin.http.get(f"{api}/api/admin/failed-jobs").json()
+    [job] = [j for j in listed["jobs"] if j["job_id"] == mine[0].id]
+    assert listed["total"] >= 1 and job["dashboard_url"] == f"/admin/rq/0/view/job/{mine[0].id}"
+    assert "out of range" in job["error"] and "\n" not in job["error"] and job["failed_at"] > 0
+    assert [(s["job_id"], s["user_id"], s["username"], s["action_type"], s["score_delta"], s["state"])
+            for s in job["submissions"]] == [(jobs[poisoned.id], poisoned.id, poisoned.username, "tap", 5, "failed")]
 
     # An admin fixes the cause and requeues the job: it is applied, once.
     with db.cursor() as cur:

@@ -11,7 +11,7 @@ with ``target_session_attrs=read-write``.
 
 ``REDIS_MIN_REPLICA_ACKS=1`` needs a replica: once Sentinel has promoted the old replica,
 the killed Redis is started again as the new primary's replica (its machine back, as the
-runbook in docs/failover.md starts it). Until then nothing can be confirmed: action tokens
+runbook in docs/operations.md starts it). Until then nothing can be confirmed: action tokens
 and submissions are answered 503 (a submission with its ``job_id``).
 
 The clients behave as the contract asks: on 503 they wait ``Retry-After`` and try again

@@ -51,7 +51,7 @@ def test_generated_requests_never_fail_the_server_and_refusals_change_nothing(ap
     player.earn(3)
     flagged_submission(player, 2)  # a flag to list, approve or revert
     invariants.wait_until_settled(r, settings.redis_prefix)
-    r.set(keys.ranking_ready, 1)
+    r.set(keys.board_ready("all-time", "all"), 1)
     users = {"admin": admin, "player": player}
 
     schema = schemathesis.openapi.from_url(f"{api}/api/openapi.json")
@@ -79,7 +79,7 @@ def test_generated_requests_never_fail_the_server_and_refusals_change_nothing(ap
         else:
             # let anything it accepted settle, so that it cannot move state during the next call
             invariants.wait_until_settled(r, settings.redis_prefix)
-            r.set(keys.ranking_ready, 1)
+            r.set(keys.board_ready("all-time", "all"), 1)
             if label.endswith("POST /api/auth/logout") and response.status_code == 200:
                 for user in users.values():
                     user.login()  # keep the shared tokens alive for the next examples

@@ -154,21 +154,37 @@ def wait_for_line(proc, match, timeout=10) -> dict:
     raise AssertionError("no such log line")
 
 
-def test_a_request_id_follows_the_submission_into_its_job(group):
+def mentions(line: dict, value) -> bool:
+    """A field of ``line`` is ``value``, or a list holding it."""
+    return any(v == value or (isinstance(v, list) and value in v) for v in line.values())
+
+
+def test_one_id_finds_the_submission_in_the_web_and_the_worker(group):
     p = Player(group.base)
     trace = f"trace-{time.time_ns()}"
     response = p.http.post(f"{group.base}/api/score/update", json=p.body(p.start("coin_pickup"), 4),
                            headers={"X-Request-ID": trace, "Prefer": "wait=10"})
     assert response.status_code == 200 and response.headers["X-Request-ID"] == trace
-    applied = wait_for_line(group.worker, lambda l: l["message"] == "batch applied" and trace in l["request_ids"])
-    assert applied["process"] == "worker" and applied["job_id"].startswith("apply-")
-    assert applied["request_id"] == trace  # bound from the job's meta
-    job_ok = wait_for_line(group.worker, lambda l: l["logger"] == "rq.worker" and l.get("job_id") == applied["job_id"])
-    assert job_ok["request_id"] == trace
+    submission_id = response.json()["job_id"]  # the API's job id is the submission's id
+
+    accepted = wait_for_line(group.web, lambda l: mentions(l, submission_id))
+    assert accepted["message"] == "submission accepted" and accepted["process"] == "web"
+    assert accepted["submission_id"] == submission_id and accepted["request_id"] == trace
+    assert accepted["user_id"] == str(p.id)  # bound once the access token was verified
+
+    applied = wait_for_line(group.worker, lambda l: l["message"] == "batch applied" and mentions(l, submission_id))
+    assert applied["process"] == "worker" and trace in applied["request_ids"]
+    assert applied["request_id"] == trace  # the request that opened the batch, from the job's meta
+    assert applied["batch_id"] == accepted["batch_id"]
+    assert applied["rq_job_id"] == accepted["rq_job_id"] == f"apply-{accepted['batch_id']}"
+    job_ok = wait_for_line(group.worker, lambda l: l["logger"] == "rq.worker" and mentions(l, submission_id))
+    assert job_ok["rq_job_id"] == applied["rq_job_id"] and trace in job_ok["request_ids"]
     flagged = wait_for_line(group.worker, lambda l: l.get("event") == "submission_flagged"
-                            and l.get("request_id") == trace)
-    assert flagged["logger"] == "scoreboard.security" and flagged["user_id"] == p.id
+                            and l.get("submission_id") == submission_id)
+    assert flagged["logger"] == "scoreboard.security" and flagged["user_id"] == p.id and flagged["request_id"] == trace
     assert set(flagged["rules"]) == {"too_fast"}
+    for line in log_lines(group.web) + log_lines(group.worker):
+        assert "job_id" not in line, line  # submission_id or rq_job_id, never the ambiguous name
 
 
 def test_refusals_are_security_events_with_the_request_id(group):

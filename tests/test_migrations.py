@@ -67,3 +67,42 @@ def test_the_start_up_check_asks_alembic_when_the_history_is_not_a_plain_chain(t
     assert startup.expected_revision() == "b"
     (versions / "b.py").write_text("down_revision = 'a'\n")
     assert startup.expected_revision() == "asked alembic"  # no revision line read
+
+
+def test_boards_arrive_on_a_populated_database_and_leave_it_as_it_was():
+    """The existing totals are the all-time board: nothing is copied, nothing is lost either way."""
+    url = services.create_database()
+    try:
+        cfg = config(url)
+        command.upgrade(cfg, "0004")
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO users (username, password_hash, current_score, score_reached_at, last_history_id)"
+                        " VALUES ('ann', 'x', 12, now(), 1), ('bob', 'x', 0, NULL, 0) RETURNING id")
+            ann = cur.fetchall()[0][0]
+            cur.execute("INSERT INTO score_history (id, user_id, action_id, score_change, new_score)"
+                        " VALUES (1, %s, 'tok', 12, 12)", (ann,))
+
+        def state():
+            with conn.cursor() as cur:
+                cur.execute("SELECT id, username, current_score, last_history_id FROM users ORDER BY id")
+                users = cur.fetchall()
+                cur.execute("SELECT id, user_id, score_change, new_score FROM score_history ORDER BY id")
+                return users, cur.fetchall()
+
+        before = state()
+        command.upgrade(cfg, "head")
+        assert state() == before
+        with conn.cursor() as cur:
+            cur.execute("SELECT board, key, ends_at, closed_at FROM board_periods")
+            assert cur.fetchall() == [("all-time", "all", None, None)]
+            cur.execute("SELECT counted_on, accepted_at FROM score_history")
+            assert cur.fetchall() == [(None, None)]  # counted on the all-time board only, as it was
+        command.downgrade(cfg, "0004")
+        assert state() == before and "board_scores" not in tables(url)
+        command.upgrade(cfg, "head")
+        assert state() == before and {"board_scores", "board_periods"} <= tables(url)
+        conn.close()
+    finally:
+        services.drop_database(url)

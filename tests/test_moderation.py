@@ -8,6 +8,7 @@ import pytest
 from scoreboard.apply import apply_in_transaction, publish
 from scoreboard.errors import Refused
 from scoreboard.moderation import Moderator
+from tests import ranks
 from tests import invariants
 from tests.domain import make_user, new_applier, submit
 
@@ -25,7 +26,7 @@ def moderator(applier):
 
 
 def ranked(r, keys):
-    return {int(k) for k in r.hgetall(keys.ranking_member)}
+    return set(ranks.ranked(r, keys))
 
 
 def history(db, uid):
@@ -43,7 +44,7 @@ def test_ban_and_unban_write_history_and_move_the_ranking(applier, moderator, se
     moderator.ban(uid, admin)  # idempotent: no second history row
     assert uid not in ranked(r, applier.keys)
     assert r.sismember(applier.keys.banned, uid)
-    assert b'"user_id":%d' % uid not in r.get(applier.keys.board_top10)
+    assert b'"user_id":%d' % uid not in r.get(applier.keys.board_top10("all-time", "all"))
     moderator.unban(uid, admin)
     assert uid in ranked(r, applier.keys) and not r.sismember(applier.keys.banned, uid)
     assert history(db, uid) == [(7, 7, "submission", history(db, uid)[0][3]), (0, 7, "ban", None),
@@ -91,8 +92,7 @@ def test_revert_takes_the_points_back_once(applier, moderator, settings, db, r):
     with db.cursor() as cur:
         cur.execute("SELECT state, resolved_by, resolved_at IS NOT NULL FROM score_flags WHERE id = %s", (flag_id,))
         assert cur.fetchone() == ("reverted", admin, True)
-    member = r.hget(applier.keys.ranking_member, uid)
-    assert r.zscore(applier.keys.ranking, member) == 3
+    assert ranks.ranked(r, applier.keys)[uid] == 3
     invariants.check(db, r, applier.keys.prefix)
 
 

@@ -43,7 +43,7 @@ class Board:
             self.r.delete(*names)
 
     def drop_cache(self):
-        self.r.delete(self.keys.board_top, self.keys.board_top10)
+        self.r.delete(self.keys.board_top("all-time", "all"), self.keys.board_top10("all-time", "all"))
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_hit_answers_from_the_cache(board, db):
     assert second == first
     assert reads("cache") == hits + 1
     # a cache hit does not look at the ranking: change the ranking behind the cache's back
-    board.r.delete(board.keys.ranking)
+    board.r.delete(board.keys.board_ranking("all-time", "all"))
     assert board.read() == first
 
 
@@ -98,9 +98,9 @@ def test_miss_refills_from_the_ranking_with_the_short_ttl(board, db):
     body = board.read()
     assert reads("ranking") == before + 1
     assert entries(body) == [(ids[1], 1, 9), (ids[0], 2, 5), (ids[2], 2, 5)]
-    for key in (board.keys.board_top, board.keys.board_top10):
+    for key in (board.keys.board_top("all-time", "all"), board.keys.board_top10("all-time", "all")):
         assert 0 < board.r.ttl(key) <= TTL
-    assert orjson.loads(board.r.get(board.keys.board_top10)) == body
+    assert orjson.loads(board.r.get(board.keys.board_top10("all-time", "all"))) == body
     assert [e["score"] for e in board.read(limit=2)["entries"]] == [9, 5]
 
 
@@ -131,11 +131,11 @@ def test_ttl_expiry_refills_the_cache(board, db):
     board.rebuild()
     board.drop_cache()
     first = board.read(ttl=1)
-    assert board.r.ttl(board.keys.board_top10) == 1
+    assert board.r.ttl(board.keys.board_top10("all-time", "all")) == 1
     deadline = time.monotonic() + 5
-    while board.r.exists(board.keys.board_top10) and time.monotonic() < deadline:
+    while board.r.exists(board.keys.board_top10("all-time", "all")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not board.r.exists(board.keys.board_top10), "the cached board outlived its TTL"
+    assert not board.r.exists(board.keys.board_top10("all-time", "all")), "the cached board outlived its TTL"
     before = reads("ranking")
     second = board.read(ttl=1)
     assert reads("ranking") == before + 1
@@ -154,7 +154,7 @@ def test_fallback_reads_postgresql_while_redis_is_empty(board, db):
                                                       (ids[1], 4, 2)]
     assert body["version"] > before_flush["version"]
     # the fallback filled the cache with the short TTL: the next read is a hit
-    assert 0 < board.r.ttl(board.keys.board_top10) <= TTL
+    assert 0 < board.r.ttl(board.keys.board_top10("all-time", "all")) <= TTL
     hits = reads("cache")
     assert board.read() == body and reads("cache") == hits + 1
     assert [e["score"] for e in board.read(limit=3)["entries"]] == [11, 7, 7]
@@ -196,19 +196,19 @@ def test_fallback_is_single_flight(board, db):
     assert reads("database") - before["database"] == 1
     assert reads("cache_after_wait") - before["cache_after_wait"] == 11
     assert reads("database_uncached") == before["database_uncached"]
-    assert not board.r.exists(board.keys.board_fill_lock)
+    assert not board.r.exists(board.keys.board_fill_lock("all-time", "all"))
 
 
 def test_fallback_waiters_do_not_wait_forever(board, db, monkeypatch):
     add_users(db, [6])
     board.flush()
-    board.r.set(board.keys.board_fill_lock, "a reader that died", px=10_000)
+    board.r.set(board.keys.board_fill_lock("all-time", "all"), "a reader that died", px=10_000)
     monkeypatch.setattr(ranking, "FILL_WAIT_S", 0.2)
     before = reads("database_uncached")
     body = board.read()
     assert [e["score"] for e in body["entries"]] == [6]
     assert reads("database_uncached") == before + 1
-    assert not board.r.exists(board.keys.board_top10), "only the lock holder fills the cache"
+    assert not board.r.exists(board.keys.board_top10("all-time", "all")), "only the lock holder fills the cache"
 
 
 def test_write_path_caches_the_new_top_10_then_publishes(board, db, settings):
@@ -226,11 +226,11 @@ def test_write_path_caches_the_new_top_10_then_publishes(board, db, settings):
         message = pubsub.get_message(timeout=2)
     finally:
         pubsub.close()
-    cached = orjson.loads(board.r.get(board.keys.board_top10))
+    cached = orjson.loads(board.r.get(board.keys.board_top10("all-time", "all")))
     assert cached["version"] == result["version"]
     assert entries(cached) == [(uid, 1, 8)]
-    assert 0 < board.r.ttl(board.keys.board_top10) <= TTL
+    assert 0 < board.r.ttl(board.keys.board_top10("all-time", "all")) <= TTL
     published = orjson.loads(message["data"])
-    assert published["version"] == result["version"] and published["board"] == cached
+    assert published["version"] == result["version"] and published["boards"]["all-time"] == cached
     hits = reads("cache")
     assert board.read() == cached and reads("cache") == hits + 1

@@ -35,9 +35,9 @@ def test_the_board_survives_redis_losing_everything(api, stack, r, settings):
     lost_at = time.monotonic()
     during = board(api)  # read from PostgreSQL
     assert ranks(during) == ranks(before) and during["version"] > before["version"]
-    assert not r.exists(keys.ranking_ready)
+    assert not r.exists(keys.board_ready("all-time", "all"))
 
-    while not r.exists(keys.ranking_ready):
+    while not r.exists(keys.board_ready("all-time", "all")):
         assert time.monotonic() - lost_at < WARM_INTERVAL_S + 10, "the ranking was not rebuilt in time"
         assert ranks(board(api)) == ranks(before)
         time.sleep(0.5)

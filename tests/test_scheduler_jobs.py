@@ -17,6 +17,7 @@ from rq.cron import CronScheduler
 from rq.job import Job
 
 from scheduler import cron
+from tests import ranks
 from workers import maintenance as jobs
 from scoreboard import jobspec, purge, ranking
 from scoreboard.apply import Applier
@@ -88,9 +89,8 @@ def assert_ranking_is_postgresql(db, r, keys):
     with db.cursor() as cur:
         cur.execute("SELECT id, current_score FROM users WHERE score_reached_at IS NOT NULL AND NOT banned")
         expected = dict(cur.fetchall())
-    members = {int(k): v for k, v in r.hgetall(keys.ranking_member).items()}
-    assert {uid: r.zscore(keys.ranking, m) for uid, m in members.items()} == expected
-    assert r.zcard(keys.ranking) == len(expected)
+    assert ranks.ranked(r, keys) == expected
+    assert r.zcard(keys.board_ranking("all-time", "all")) == len(expected)
 
 
 def report(applier, job):
@@ -116,15 +116,15 @@ def test_recover_batches_enqueues_orphan_batches_once(applier):
 def test_warm_board_rebuilds_a_lost_ranking_and_fills_the_top_100(applier, db):
     ids = add_users(db, range(1, 121))
     r, keys = applier.redis, applier.keys
-    assert not r.exists(keys.ranking_ready)
-    assert jobs.warm_board() == {"ready": True}
-    top = orjson.loads(r.get(keys.board_top))
+    assert not r.exists(keys.board_ready("all-time", "all"))
+    assert "all-time/all" in jobs.warm_board()["ready"]
+    top = orjson.loads(r.get(keys.board_top("all-time", "all")))
     assert len(top["entries"]) == 100 and top["entries"][0]["user_id"] == ids[-1]
-    assert orjson.loads(r.get(keys.board_top10))["entries"] == top["entries"][:10]
-    assert 0 < r.ttl(keys.board_top) <= applier.board_ttl
-    assert top["version"] > 0
-    assert jobs.warm_board() == {"ready": True}
-    assert r.zcard(keys.ranking) == 120
+    assert orjson.loads(r.get(keys.board_top10("all-time", "all")))["entries"] == top["entries"][:10]
+    assert 0 < r.ttl(keys.board_top("all-time", "all")) <= applier.board_ttl
+    assert top["version"] > 0 and (top["board"], top["period"]) == ("all-time", "all")
+    assert "all-time/all" in jobs.warm_board()["ready"]
+    assert r.zcard(keys.board_ranking("all-time", "all")) == 120
     assert_ranking_is_postgresql(db, r, keys)
 
 
@@ -135,25 +135,26 @@ def test_reconcile_ranking_corrects_drift_and_reports_it(applier, db):
     with db.cursor() as cur:
         cur.execute("UPDATE users SET banned = true WHERE id = %s", (banned,))
         cur.execute("UPDATE users SET score_reached_at = now() WHERE id = %s", (recent,))
-    member_b = r.hget(keys.ranking_member, b)
-    r.zadd(keys.ranking, {member_b: 999})  # a wrong score
-    r.zrem(keys.ranking, r.hget(keys.ranking_member, c))  # a lost entry
-    r.hdel(keys.ranking_member, c)
-    r.zadd(keys.ranking, {ranking.member(a, datetime.now(timezone.utc)): 10})  # a member nobody owns
+    zkey = keys.board_ranking("all-time", "all")
+    member_b = ranks.member_of(r, keys, b)
+    r.zadd(zkey, {member_b: 999})  # a wrong score
+    r.zrem(zkey, ranks.member_of(r, keys, c))  # a lost entry
+    r.hdel(keys.board_guard("all-time", "all", c), str(c % 128))
+    r.zadd(zkey, {ranking.member(a, datetime.now(timezone.utc)): 10})  # a member nobody owns
     gone = ranking.member(987654, datetime.now(timezone.utc))  # a user that is gone from PostgreSQL
-    r.zadd(keys.ranking, {gone: 5})
-    r.hset(keys.ranking_member, 987654, gone)
-    r.zadd(keys.ranking, {r.hget(keys.ranking_member, recent): 1})  # wrong, but changed just now
+    r.zadd(zkey, {gone: 5})
+    r.hset(keys.board_guard("all-time", "all", 987654), str(987654 % 128), gone + b"1")
+    r.zadd(zkey, {ranks.member_of(r, keys, recent): 1})  # wrong, but changed just now
     version = int(r.get(keys.board_version) or 0)
 
     first = jobs.reconcile_ranking()
     # b (score), c (missing), banned (still ranked), the orphan member, the gone user
     assert first["drift"] == 5 and first["fixed"] == 4 and first["orphans_removed"] == 1
     assert first["users_checked"] == 5 and not first["rebuilt"]
-    assert r.zscore(keys.ranking, member_b) == 20
-    assert r.zscore(keys.ranking, r.hget(keys.ranking_member, c)) == 30
-    assert r.hget(keys.ranking_member, banned) is None
-    assert r.zscore(keys.ranking, r.hget(keys.ranking_member, recent)) == 1, "inside the grace period"
+    assert r.zscore(zkey, member_b) == 20
+    assert r.zscore(zkey, ranks.member_of(r, keys, c)) == 30
+    assert ranks.member_of(r, keys, banned) is None
+    assert r.zscore(zkey, ranks.member_of(r, keys, recent)) == 1, "inside the grace period"
     assert int(r.get(keys.board_version)) > version, "the corrected board is republished"
     assert report(applier, "reconcile_ranking")["drift"] == 5
 
@@ -165,10 +166,10 @@ def test_reconcile_never_moves_an_entry_back(applier, db):
     r, keys, scripts = applier.redis, applier.keys, applier.scripts
     [uid] = add_users(db, [10])
     assert ranking.rebuild(applier.engine, r, scripts, keys)
-    r.hset(keys.ranking_seq, uid, 50)  # a batch newer than what reconcile read has published
-    fixed, _ = scripts.reconcile(keys=ranking.ranking_keys(keys),
-                                 args=[1, uid, 49, 3, ranking.member(uid, datetime.now(timezone.utc)), "x"])
-    assert fixed == 0 and r.zscore(keys.ranking, r.hget(keys.ranking_member, uid)) == 10
+    ranks.hold_newer(r, keys, uid, 50)  # a batch newer than what reconcile read has published
+    fixed, _ = scripts.reconcile(keys=[keys.usernames], args=[keys.board_base("all-time", "all"), 1, uid, 49, 3,
+                                                                ranking.member(uid, datetime.now(timezone.utc)), "x"])
+    assert fixed == 0 and ranks.ranked(r, keys)[uid] == 10
 
 
 def test_reconcile_rebuilds_a_lost_ranking(applier, db):

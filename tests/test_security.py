@@ -5,6 +5,7 @@ and the rate limits on login, registration and action tokens."""
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -74,13 +75,14 @@ def test_hsts_when_configured(strict):
 def test_cors_for_configured_origins_only(strict):
     preflight = requests.options(f"{strict}/api/score/update", headers={
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type"})
+        "Access-Control-Request-Headers": "authorization, content-type, prefer, x-not-listed"})
     assert preflight.status_code == 200
     h = preflight.headers
     assert h["Access-Control-Allow-Origin"] == ORIGIN and "Origin" in h["Vary"]
-    assert "POST" in h["Access-Control-Allow-Methods"]
-    assert {"authorization", "content-type", "prefer"} <= {x.strip().lower()
-                                                           for x in h["Access-Control-Allow-Headers"].split(",")}
+    assert "POST" in h["Access-Control-Allow-Methods"] and h["Access-Control-Max-Age"] == "600"
+    # the headers asked for that the API takes, not others
+    assert {x.strip().lower() for x in h["Access-Control-Allow-Headers"].split(",")} == {
+        "authorization", "content-type", "prefer"}
     assert "Access-Control-Allow-Credentials" not in h
     board = requests.get(f"{strict}/api/scoreboard", headers={"Origin": ORIGIN})
     assert board.headers["Access-Control-Allow-Origin"] == ORIGIN
@@ -263,3 +265,38 @@ def test_chunked_bodies_are_read_whole_or_refused(api, db, r, settings):
     # the contract's order: an unauthenticated caller hears 401 first, whatever the body
     resp = requests.post(url, data=chunked(b"{}", padding), headers={"Content-Type": "application/json"})
     assert_error(resp, 401, "missing_token")
+
+
+@pytest.mark.parametrize("given,kept", [
+    ("trace-1.a_B", True), ("x" * 64, True), ("x" * 65, False), ("", False), ("two words", False),
+    ('<meta http-equiv="refresh" content="0;url=//evil.example">', False), ("naïve", False), ("a/b", False),
+])
+def test_only_request_ids_of_safe_characters_are_taken(api, given, kept):
+    """The request id is stored with the submission and shown by admin tools: the caller's is
+    kept only when it is [A-Za-z0-9._-]{1,64}, else the request gets a fresh one."""
+    for path in ("/healthz", "/api/scoreboard", "/api/scoreboard?limit=7"):  # the cached board answers itself
+        echoed = requests.get(f"{api}{path}", headers={"X-Request-ID": given.encode()}).headers["X-Request-ID"]
+        if kept:
+            assert echoed == given, path
+        else:
+            assert re.fullmatch(r"[0-9a-f]{16}", echoed), (path, echoed)
+
+
+@pytest.mark.parametrize("configured,origin,allowed", [
+    ("*", "https://anyone.example", "*"),
+    ("http://[::1]:8080", "http://[::1]:8080", "http://[::1]:8080"),  # matched as written, not as a pattern
+    ("http://[::1]:8080", "http://1:8080", None),  # which the pattern [::1] would let in
+    ("https://play.example", "https://play.example.evil.example", None),
+])
+def test_cors_origins_match_exactly_or_all(base_env, configured, origin, allowed):
+    from web.app import create_app
+
+    app = create_app(Settings.from_env({**base_env, "CORS_ORIGINS": configured}))
+    client = app.test_client()
+    preflight = client.options("/api/score/update", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+    board = client.get("/api/scoreboard", headers={"Origin": origin})
+    for resp in (preflight, board):
+        assert resp.headers.get("Access-Control-Allow-Origin") == allowed
+    assert "Access-Control-Allow-Origin" not in client.get("/api/scoreboard").headers  # no Origin, no CORS
+    assert "Access-Control-Allow-Origin" not in client.get("/healthz", headers={"Origin": origin}).headers
+    app.extensions["scoreboard"].engine.dispose()

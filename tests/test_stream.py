@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from scoreboard.redis_client import Keys
-from tests.client import Player
+from tests.client import Player, first_places
 from tests.sse import Stream
 from tests.streams import live, mint_token, stream_env, stream_server  # noqa: F401 (fixtures)
 
@@ -75,10 +75,11 @@ def test_token_by_header_query_or_cookie(live, stream_server, via):
         s.close()
 
 
-def test_refused_without_a_valid_token(live, stream_server, settings):
+def test_refused_with_a_token_that_is_not_valid(live, stream_server, settings):
+    """A token that is present but not valid is refused (without any token the viewer is
+    anonymous: tests/test_stream_access.py)."""
     p = Player(live)
     cases = [
-        (None, "missing_token"),
         ("not-a-jwt", "invalid_token"),
         (mint_token(settings, p.id, expires_in=-5), "token_expired"),
         (p.tokens["refresh_token"], "invalid_token"),
@@ -157,7 +158,8 @@ def test_score_event_for_own_submissions_only(live, stream_server):
             s.next(), s.next()
         result = me.earn(6)
         event = mine.until(lambda e: e.event == "score")
-        assert event.json() == {"job_id": result["job_id"], "score": 6, "rank": 1, "score_delta": 6, "flagged": False}
+        assert event.json() == {"job_id": result["job_id"], "score": 6, "rank": 1, "score_delta": 6, "flagged": False,
+                                "boards": first_places(6)}
         version, _, k = event.id.partition("-")
         assert version.isdigit() and k.isdigit()
         theirs.until(lambda e: e.event == "scoreboard")

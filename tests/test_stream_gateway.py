@@ -3,6 +3,9 @@ and the streams, events passed on unbuffered, stream instances balanced."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 import requests
 
@@ -44,3 +47,33 @@ def test_streams_through_the_gateway(routed):
     finally:
         for s in opened:
             s.close()
+
+
+def logged(gw: Gateway, match) -> dict:
+    """The gateway's first access line that ``match``es (nginx writes it once the response is done)."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = [line for line in gw.access_lines() if match(line)]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, "no such line in the gateway's access log"
+        time.sleep(0.1)
+
+
+def test_the_gateway_logs_json_with_the_apps_request_id_and_no_credential(routed):
+    gw, _ = routed
+    p = Player(gw.base)
+    token = p.tokens["access_token"]
+    board = requests.get(f"{gw.base}/api/scoreboard?limit=5&access_token={token}")
+    stream = Stream(gw.base, token, via="query", query={"last_event_id": "1-1"})
+    assert stream.status == 200 and stream.next().retry
+    stream.close()
+    assert logged(gw, lambda line: line["path"] == "/api/scoreboard/stream")["query"] == "[redacted]"
+    logged_board = logged(gw, lambda line: line["path"] == "/api/scoreboard")
+    assert logged_board["query"] == "[redacted]"
+    assert logged_board["request_id"] == board.headers["X-Request-ID"], "the id the web logs and answers with"
+    plain = requests.get(f"{gw.base}/api/scoreboard?limit=3")
+    logged_plain = logged(gw, lambda line: line["request_id"] == plain.headers["X-Request-ID"])
+    assert logged_plain["query"] == "limit=3" and logged_plain["process"] == "gateway" and logged_plain["status"] == 200
+    text = json.dumps(gw.access_lines())
+    assert token not in text and token[-40:] not in text

@@ -5,7 +5,7 @@ import secrets
 
 import requests
 
-from tests.client import Player, now_ms, sign, wait_applied
+from tests.client import Player, first_places, now_ms, sign, wait_applied
 
 
 def snapshot(db, r, settings):
@@ -28,7 +28,7 @@ def test_accepted_submission_is_applied(api, db):
     done = wait_applied(p, body["job_id"])
     assert done["state"] == "applied"
     assert done["result"] == {"job_id": body["job_id"], "state": "applied", "user_id": p.id, "score": 7,
-                              "rank": 1, "score_delta": 7, "flagged": False}
+                              "rank": 1, "score_delta": 7, "flagged": False, "boards": first_places(7)}
     with db.cursor() as cur:
         cur.execute("SELECT current_score FROM users WHERE id = %s", (p.id,))
         assert cur.fetchone()[0] == 7
@@ -44,7 +44,7 @@ def test_prefer_wait_answers_with_the_applied_result(api):
     assert r.status_code == 200
     body = r.json()
     assert body["state"] == "applied" and body["score"] == 3 and body["score_delta"] == 3
-    assert set(body) == {"job_id", "state", "user_id", "score", "rank", "score_delta", "flagged"}
+    assert set(body) == {"job_id", "state", "user_id", "score", "rank", "score_delta", "flagged", "boards"}
 
 
 def test_missing_or_bad_jwt_is_401(api):

@@ -168,10 +168,11 @@ def test_the_board_scripts_encode_whatever_text_a_name_holds(name, r, settings):
     the personal results encodes text, whatever a row or a hash holds."""
     keys = Keys(f"{settings.redis_prefix}names:")
     scripts = Scripts(r)
-    r.delete(*ranking.ranking_keys(keys), *ranking.board_keys(keys))
+    r.delete(keys.board_ranking("all-time", "all"), keys.board_guard("all-time", "all", 7), keys.usernames)
     ranking_member = ranking.member(7, datetime.now(timezone.utc))
-    scripts.rebuild(keys=ranking.ranking_keys(keys), args=[7, 1, 50, ranking_member, name])
-    r.set(keys.ranking_ready, 1)
-    reply = scripts.refresh(keys=ranking.board_keys(keys), args=[5, "force"])
+    scripts.rebuild(keys=[keys.usernames], args=[keys.board_base("all-time", "all"), 7, 1, 50, ranking_member, name])
+    r.set(keys.board_ready("all-time", "all"), 1)
+    reply = ranking.refresh(scripts, keys, "all-time", "all", 5, force=True)
     for body in (reply[1], reply[2]):
         assert json.loads(body)["entries"] == [{"rank": 1, "user_id": 7, "username": name, "score": 50}]
+        assert json.loads(body)["board"] == "all-time"

@@ -7,13 +7,13 @@ from datetime import timedelta
 from flask import Flask
 from rq import Queue
 from sqlalchemy.exc import DisconnectionError, OperationalError
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard.accounts import make_hasher
 from scoreboard.db import instrument_pool, make_engine, make_read_router
 from scoreboard.redis_client import Keys, ReplicaAcks, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
+from scoreboard.navigation import Cursors
 from scoreboard.submissions import Submissions
 from web import errors, identity, metrics, request_ids, security
 from web.board.cached import CachedBoard
@@ -58,6 +58,7 @@ def create_app(settings: Settings) -> Flask:
         scripts=scripts,
         keys=keys,
         submissions=Submissions(redis, scripts, keys),
+        cursors=Cursors(settings.secret_key),
         queue=Queue(settings.batching.queue, connection=redis),
         hasher=make_hasher(settings),
         reads=make_read_router(settings, engine),
@@ -79,10 +80,11 @@ def create_app(settings: Settings) -> Flask:
     from web.admin import dashboard
     from web.auth import blp as auth_blp
     from web.board import blp as board_blp
+    from web.boards import blp as boards_blp
     from web.ops import blp as ops_blp
     from web.scores import blp as scores_blp
 
-    for blueprint in (auth_blp, actions_blp, scores_blp, board_blp, ops_blp):
+    for blueprint in (auth_blp, actions_blp, scores_blp, board_blp, boards_blp, ops_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(admin_blp)
     dashboard.install(app, redis, settings.redis)
@@ -98,7 +100,5 @@ def create_app(settings: Settings) -> Flask:
     request_ids.install(app)
     app.wsgi_app = CachedBoard(app.wsgi_app, app.extensions["scoreboard"], security.common_headers(settings))
 
-    if settings.http.trusted_proxies:
-        n = settings.http.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    security.trust_proxies(app, settings)
     return app

@@ -36,6 +36,10 @@ STATUS = {
     "csrf_failed": 403,
     "flag_resolved": 409,
     "cannot_ban_self": 409,
+    "period_overlap": 409,
+    "unknown_board": 404,
+    "unknown_period": 404,
+    "invalid_cursor": 400,
     "unavailable": 503,
 }
 

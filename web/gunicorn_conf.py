@@ -1,12 +1,14 @@
-"""gunicorn settings for the web and stream processes (gevent workers, no preload)."""
+"""gunicorn settings for the web and stream processes (gevent workers, no preload).
+
+    ACCESS_LOG: any value writes an access line per request (JSON, credentials redacted,
+    see web/access_log.py); unset by default.
+"""
 
 import logging
 import multiprocessing
 import os
 import shutil
 import tempfile
-
-from gunicorn.glogging import Logger
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gevent"
@@ -16,39 +18,35 @@ graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
 timeout = int(os.environ.get("WORKER_TIMEOUT", "30"))
 keepalive = 5
 preload_app = False  # the app must be imported after gevent has patched the worker
-accesslog = None
+accesslog = os.environ.get("ACCESS_LOG") or None  # web.access_log.AccessLogger honours it
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 control_socket_disable = True  # several gunicorns may run on one machine
 
 # gunicorn's own lines in the same JSON shape as the app's (scoreboard.logs imports no app code),
-# Python warnings (gevent's at patch time) included.
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "scoreboard.logs.JsonFormatter", "process_name": "web"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-    "root": {"level": loglevel.upper(), "handlers": ["console"]},
-    "loggers": {
-        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
-        "gunicorn.access": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
-    },
-}
+# Python warnings (gevent's at patch time) included. The stream's config names its process.
+PROCESS_NAME = "web"
+
+
+def log_config(process_name: str, level: str) -> dict:
+    """The ``logconfig_dict`` of a gunicorn whose lines say ``"process": process_name``."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "scoreboard.logs.formatter", "process_name": process_name}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "root": {"level": level.upper(), "handlers": ["console"]},
+        "loggers": {
+            "gunicorn.error": {"level": level.upper(), "handlers": ["console"], "propagate": False},
+            # its level follows `accesslog` (web.access_log.AccessLogger), not LOG_LEVEL
+            "gunicorn.access": {"handlers": ["console"], "propagate": False},
+        },
+    }
+
+
+logconfig_dict = log_config(PROCESS_NAME, loglevel)
 logging.captureWarnings(True)
-
-
-class _Logger(Logger):
-    """gunicorn builds every request's access-log fields whenever a log configuration is
-    given, even when ``gunicorn.access``'s level then drops the line (LOG_LEVEL=warning):
-    skip that work when the line would not be written."""
-
-    def setup(self, cfg):
-        super().setup(cfg)
-        self._access_log_enabled = self._compute_access_log_enabled() and logging.getLogger(
-            "gunicorn.access").isEnabledFor(logging.INFO)
-
-
-logger_class = _Logger
+logger_class = "web.access_log.AccessLogger"
 
 
 def on_starting(server):

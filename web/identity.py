@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g
 from flask_jwt_extended import get_jwt
+from structlog.contextvars import bind_contextvars
 
 from web.errors import error_response
 from web.services import services
@@ -17,7 +18,10 @@ def install(jwt) -> None:
     @jwt.token_in_blocklist_loader
     def is_revoked(_header, payload) -> bool:
         """Also reads whether the caller is banned, in the same round trip, for
-        ``web.banned.refuse_banned`` (which answers after the rate limit, as before)."""
+        ``web.banned.refuse_banned`` (which answers after the rate limit, as before); and
+        binds the caller's ``user_id`` to the request's log lines (every verified token,
+        the API's and the dashboard's, passes here)."""
+        bind_contextvars(user_id=payload.get("sub"))
         s = services()
         names = [s.keys.revoked(payload["jti"])]
         if payload.get("sid"):

@@ -120,11 +120,25 @@ class Revoked(ma.Schema):
     revoked = fields.Boolean()
 
 
+class Place(ma.Schema):
+    period = fields.String()
+    score = fields.Integer()
+    rank = fields.Integer(allow_none=True)
+    previous_rank = fields.Integer(allow_none=True)
+
+
+PLACES = {"keys": fields.String(), "values": fields.Nested(Place),
+          "metadata": {"description": "{board id: the place there}, for each board it counted on"}}
+
+
 class Me(ma.Schema):
     id = fields.Integer()
     username = fields.String()
     score = fields.Integer()
     rank = fields.Integer(allow_none=True, metadata={"description": "competition rank; null with no score yet"})
+    boards = fields.Dict(**{**PLACES, "metadata": {
+        "description": "{board id: the caller's place in its open period}; previous_rank is the final rank "
+                       "of the period before"}})
 
 
 class ActionTypeSchema(ma.Schema):
@@ -176,6 +190,7 @@ class AppliedResult(ma.Schema):
     rank = fields.Integer(allow_none=True)
     score_delta = fields.Integer()
     flagged = fields.Boolean()
+    boards = fields.Dict(**PLACES)
 
 
 class JobStatus(ma.Schema):
@@ -197,6 +212,8 @@ class BoardEntry(ma.Schema):
 
 
 class Board(ma.Schema):
+    board = fields.String(metadata={"example": "all-time"})
+    period = fields.String(metadata={"example": "all"})
     entries = fields.List(fields.Nested(BoardEntry))
     version = fields.Integer()
     generated_at = fields.Integer(metadata={"description": "unix ms"})
@@ -220,6 +237,11 @@ class FlagQuery(Strict):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
 
 
+class BoardPeriod(ma.Schema):
+    board = fields.String()
+    period = fields.String()
+
+
 class Flag(ma.Schema):
     id = fields.Integer()
     user_id = fields.Integer()
@@ -229,6 +251,7 @@ class Flag(ma.Schema):
     action_type = fields.String()
     score_delta = fields.Integer()
     rules = fields.Dict(metadata={"description": "{rule name: the figures that made it fire}"})
+    boards = fields.List(fields.Nested(BoardPeriod), metadata={"description": "the board periods it counted on"})
     state = fields.String(validate=validate.OneOf(["open", "approved", "reverted"]))
     created_at = fields.Integer(metadata={"description": "unix ms"})
     resolved_at = fields.Integer(allow_none=True, metadata={"description": "unix ms"})
@@ -260,4 +283,159 @@ class Moderated(ma.Schema):
 
 class AdminSession(ma.Schema):
     dashboard_url = fields.String(metadata={"example": "/admin/rq/"})
-    expires_in = fields.Integer(metadata={"description": "seconds until the dashboard session ends"})
+    expires_in = fields.Integer(metadata={"description": "seconds until the dashboard session ends at the latest "
+                                                       "(it ends with the login session)"})
+
+
+class UserQuery(Strict):
+    search = fields.String(validate=validate.Length(min=1, max=32),
+                           metadata={"description": "only names containing this text, whatever its case"})
+    banned = fields.Boolean(metadata={"description": "only banned (true) or only not banned (false) users"})
+    before = fields.Integer(validate=ID, metadata={"description": "cursor: the previous page's next_before"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class AdminUser(ma.Schema):
+    id = fields.Integer()
+    username = fields.String()
+    score = fields.Integer()
+    banned = fields.Boolean()
+    is_admin = fields.Boolean()
+
+
+class UserList(ma.Schema):
+    users = fields.List(fields.Nested(AdminUser))
+    next_before = fields.Integer(allow_none=True, metadata={"description": "cursor of the next page; null at the end"})
+
+
+class FailedJobQuery(Strict):
+    limit = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+class HeldSubmission(ma.Schema):
+    job_id = fields.String(metadata={"description": "the submission's id (its job id for its client)"})
+    user_id = fields.Integer()
+    username = fields.String(allow_none=True)
+    action_type = fields.String()
+    score_delta = fields.Integer()
+    accepted_at = fields.Integer(metadata={"description": "unix ms"})
+    state = fields.String(metadata={"description": "queued, applied, rejected or failed"})
+
+
+class FailedJob(ma.Schema):
+    job_id = fields.String(metadata={"description": "the RQ job's id"})
+    batch_id = fields.String()
+    failed_at = fields.Integer(allow_none=True, metadata={"description": "unix ms"})
+    error = fields.String(metadata={"description": "the exception's last line"})
+    dashboard_url = fields.String(metadata={"description": "the job's page in the RQ dashboard"})
+    submissions = fields.List(fields.Nested(HeldSubmission),
+                              metadata={"description": "the submissions of its batch still on record"})
+
+
+class FailedJobList(ma.Schema):
+    jobs = fields.List(fields.Nested(FailedJob))
+    total = fields.Integer(metadata={"description": "failed apply jobs in the registry"})
+
+
+# --- boards --------------------------------------------------------------------------
+
+CURSOR = validate.Length(min=1, max=512)
+PERIOD_KEY = FullMatch(r"^[A-Za-z0-9-]{1,32}$")
+
+
+class PeriodSpan(ma.Schema):
+    key = fields.String()
+    starts_at = fields.Integer(metadata={"description": "unix ms"})
+    ends_at = fields.Integer(allow_none=True, metadata={"description": "unix ms; null: never ends (all-time)"})
+
+
+class BoardInfo(ma.Schema):
+    id = fields.String()
+    window = fields.String(validate=validate.OneOf(["all_time", "daily", "weekly", "monthly", "fixed", "season"]))
+    time_zone = fields.String()
+    period = fields.Nested(PeriodSpan, allow_none=True, metadata={"description": "the open period; null between seasons"})
+    next_reset_at = fields.Integer(allow_none=True, metadata={"description": "unix ms; null for all-time"})
+
+
+class BoardList(ma.Schema):
+    boards = fields.List(fields.Nested(BoardInfo))
+
+
+class PeriodState(PeriodSpan):
+    state = fields.String(validate=validate.OneOf(["open", "closing", "final"]))
+    revised_at = fields.Integer(allow_none=True, metadata={"description": "unix ms of an admin's revert after the close"})
+
+
+class BoardPageQuery(Strict):
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=CURSOR, metadata={"description": "the previous page's next_cursor"})
+    period = fields.String(validate=PERIOD_KEY, metadata={"description": "a period key (default: the open one)"})
+
+
+class BoardPage(ma.Schema):
+    board = fields.String()
+    period = fields.Nested(PeriodState, allow_none=True)
+    entries = fields.List(fields.Nested(BoardEntry))
+    total = fields.Integer(metadata={"description": "entries on the board in this period"})
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+    version = fields.Integer()
+    generated_at = fields.Integer(metadata={"description": "unix ms"})
+
+
+class AroundQuery(Strict):
+    limit = fields.Integer(load_default=11, validate=validate.Range(min=1, max=101))
+    period = fields.String(validate=PERIOD_KEY)
+
+
+class MyPlace(ma.Schema):
+    rank = fields.Integer()
+    score = fields.Integer()
+
+
+class AroundMe(ma.Schema):
+    board = fields.String()
+    period = fields.Nested(PeriodState, allow_none=True)
+    entries = fields.List(fields.Nested(BoardEntry))
+    total = fields.Integer()
+    me = fields.Nested(MyPlace, allow_none=True, metadata={"description": "null when the caller is not on the board"})
+
+
+class PeriodQuery(Strict):
+    period = fields.String(validate=PERIOD_KEY)
+
+
+class UserOnBoard(ma.Schema):
+    user_id = fields.Integer()
+    username = fields.String()
+    rank = fields.Integer(allow_none=True, metadata={"description": "null when not on the board"})
+    score = fields.Integer(allow_none=True)
+    total = fields.Integer()
+    percentile = fields.Float(allow_none=True, metadata={"description": "0-100: the share of the board ranked at or below"})
+
+
+class PeriodsQuery(Strict):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=FullMatch(r"^[0-9]{1,20}$"))
+
+
+class Winner(ma.Schema):
+    user_id = fields.Integer()
+    username = fields.String()
+    score = fields.Integer()
+
+
+class ClosedPeriod(PeriodState):
+    winner = fields.Nested(Winner, allow_none=True)
+
+
+class PeriodList(ma.Schema):
+    periods = fields.List(fields.Nested(ClosedPeriod))
+    next_cursor = fields.String(allow_none=True)
+
+
+class SeasonRequest(Strict):
+    key = fields.String(required=True, validate=FullMatch(r"^[a-z0-9][a-z0-9-]{0,31}$"))
+    starts_at = StrictInteger(required=True, validate=validate.Range(min=0, max=2**53),
+                              metadata={"description": "unix ms"})
+    ends_at = StrictInteger(required=True, validate=validate.Range(min=0, max=2**53),
+                            metadata={"description": "unix ms"})

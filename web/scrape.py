@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
+from scoreboard.boards import ALL_TIME_ID, ALL_TIME_KEY
 from scoreboard.redis_client import Keys
 
 
@@ -74,16 +75,16 @@ class ScrapeCollector(Collector):
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(self.keys.pending_count)
         pipe.zcard(self.keys.batches)
-        pipe.exists(self.keys.ranking_ready)
-        pipe.zcard(self.keys.ranking)
+        pipe.exists(self.keys.board_ready(ALL_TIME_ID, ALL_TIME_KEY))
+        pipe.zcard(self.keys.board_ranking(ALL_TIME_ID, ALL_TIME_KEY))
         pending, batches, ready, ranked = pipe.execute()
         out = []
         for name, doc, value in (
             ("scoreboard_submissions_pending", "Accepted submissions not applied yet.", int(pending or 0)),
             ("scoreboard_batches_open", "Batches not applied yet.", batches),
-            ("scoreboard_ranking_ready", "1 when the Redis ranking is complete (0: rebuilding, "
+            ("scoreboard_ranking_ready", "1 when the all-time board's Redis ranking is complete (0: rebuilding, "
                                          "the board is read from PostgreSQL).", ready),
-            ("scoreboard_ranking_users", "Users in the Redis ranking.", ranked),
+            ("scoreboard_ranking_users", "Users in the all-time board's Redis ranking.", ranked),
         ):
             family = GaugeMetricFamily(name, doc)
             family.add_metric([], value)

@@ -12,7 +12,18 @@
 - A chunked request body over ``MAX_CONTENT_LENGTH`` is refused with 413, like one
   whose ``Content-Length`` says so.
 - CORS on ``/api/`` for the origins in ``CORS_ORIGINS`` only (exact match, or ``*``);
-  no credentials: the API takes Bearer tokens, not cookies.
+  no credentials: the API takes Bearer tokens, not cookies. flask-cors does it.
+
+The headers are set here, not by Flask-Talisman (1.1.0, the maintained fork), because it
+does not do the same job as well: it sets one Content-Security-Policy per view, where this
+service needs one by kind of answer (``default-src 'none'`` for JSON, a page policy for
+HTML) and views it does not own (the RQ dashboard's, relaxed per request); it cannot allow a
+page's inline scripts by their hashes (only by nonces, which a static page cannot carry);
+it sends no ``Cache-Control`` or ``Cross-Origin-Opener-Policy``, and HSTS only on requests it
+sees as HTTPS; it overwrites what a view set instead of filling in what is missing; and
+its ``force_https`` redirect and session-cookie settings would have to be turned off. The
+cached board (``web.board.cached``), answered before Flask, takes the same headers from
+``common_headers``.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ import io
 import re
 
 from flask import Flask, Response, g, request
+from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scoreboard.settings import Settings
 
@@ -38,11 +51,11 @@ PAGE_CSP = {
     "form-action": ("'self'",),
     "frame-ancestors": ("'none'",),
 }
-CORS_METHODS = "GET, POST, OPTIONS"
-CORS_HEADERS = "Authorization, Content-Type, Prefer, X-Request-ID, Last-Event-ID"
-CORS_EXPOSE = ("Retry-After, X-Request-ID, Location, X-RateLimit-Limit, X-RateLimit-Remaining, "
-               "X-RateLimit-Reset")
-CORS_MAX_AGE = "600"
+CORS_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Prefer", "X-Request-ID", "Last-Event-ID"]
+CORS_EXPOSE = ["Retry-After", "X-Request-ID", "Location", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+               "X-RateLimit-Reset"]
+CORS_MAX_AGE = 600
 
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", re.IGNORECASE | re.DOTALL)
 _TYPE = re.compile(rb"""\btype\s*=\s*["']?([^"'\s>]*)""", re.IGNORECASE)
@@ -101,26 +114,21 @@ def _security_headers(settings: Settings):
     return add
 
 
-def _cors(origins: tuple[str, ...]):
-    allow_any = "*" in origins
-    allowed = frozenset(origins)
-
-    def add(response: Response) -> Response:
-        origin = request.headers.get("Origin")
-        if not origin or not request.path.startswith("/api/"):
-            return response
-        response.headers.add("Vary", "Origin")
-        if not (allow_any or origin in allowed):
-            return response
-        response.headers["Access-Control-Allow-Origin"] = "*" if allow_any else origin
-        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
-        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
-            response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-            response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-            response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE
-        return response
-
-    return add
+def _cors(app: Flask, origins: tuple[str, ...]) -> None:
+    """flask-cors on ``/api/`` for ``origins``: each matched exactly (flask-cors would read
+    one with ``[`` or ``?`` in it, an IPv6 host say, as a pattern), or ``*`` for any."""
+    CORS(
+        app,
+        resources=[r"/api/.*"],
+        origins=["*"] if "*" in origins else [re.compile(re.escape(o) + r"\Z", re.IGNORECASE) for o in origins],
+        send_wildcard=True,  # "*" as such, not the caller's origin echoed
+        always_send=False,  # only to a request that names its origin
+        supports_credentials=False,
+        methods=CORS_METHODS,
+        allow_headers=CORS_HEADERS,
+        expose_headers=CORS_EXPOSE,
+        max_age=CORS_MAX_AGE,
+    )
 
 
 def _limit_chunked_body() -> None:
@@ -154,6 +162,19 @@ def _limit_chunked_body() -> None:
 def install(app: Flask, settings: Settings) -> None:
     """Add the headers and CORS to every response of ``app``, and the chunked-body limit."""
     app.before_request(_limit_chunked_body)
-    app.after_request(_security_headers(settings))
+    install_headers(app, settings)
     if settings.http.cors_origins:
-        app.after_request(_cors(settings.http.cors_origins))
+        _cors(app, settings.http.cors_origins)
+
+
+def install_headers(app: Flask, settings: Settings) -> None:
+    """The security headers alone (the stream process: it reads no bodies and answers its own CORS)."""
+    app.after_request(_security_headers(settings))
+
+
+def trust_proxies(app: Flask, settings: Settings) -> None:
+    """Believe ``X-Forwarded-For``/``-Proto``/``-Host`` from ``TRUSTED_PROXIES`` proxies (the
+    client address of rate limits and of the stream's per-address cap); call it last."""
+    if settings.http.trusted_proxies:
+        n = settings.http.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)

@@ -11,6 +11,7 @@ from rq import Queue
 from sqlalchemy.engine import Engine
 
 from scoreboard.db import ReadRouter
+from scoreboard.navigation import Cursors
 from scoreboard.redis_client import Keys, ReplicaAcks
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
@@ -27,6 +28,7 @@ class Services:
     queue: Queue
     hasher: PasswordHasher
     submissions: Submissions
+    cursors: Cursors
     # Where read-only queries go: a healthy replica (DATABASE_REPLICA_URLS), else the primary.
     reads: ReadRouter
     # How many Redis replicas must hold what a client is told about (REDIS_MIN_REPLICA_ACKS).

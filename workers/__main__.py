@@ -12,7 +12,7 @@ finds the server again (behind a Sentinel, the new primary). A job cut short tha
 in RQ's started registry and is retried like one of a killed worker.
 
 With ``METRICS_PORT`` set, the worker serves its own Prometheus metrics on that port
-(one port per worker process; see the README's Operations section).
+(one port per worker process; see docs/operations.md, "Metrics").
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 # for the web must not send its figures to files. prometheus_client reads it at import.
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
+import contextvars  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -31,6 +32,7 @@ from contextlib import contextmanager  # noqa: E402
 import redis as redis_lib  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import Queue, SimpleWorker, worker_registration  # noqa: E402
+from structlog.contextvars import bind_contextvars  # noqa: E402
 
 from scoreboard import logs, metrics, startup  # noqa: E402
 from scoreboard.apply import Applier  # noqa: E402
@@ -86,14 +88,20 @@ class ScoreWorker(SimpleWorker):
         return int(job.timeout or self.job_monitoring_interval) + HEARTBEAT_MARGIN_S
 
     def perform_job(self, job, queue) -> bool:
-        """Run the job with its ids bound to every log line, and count it."""
+        """Run the job in a log context of its own, and count it."""
         name = (job.func_name or "unknown").rsplit(".", 1)[-1]
         started = time.perf_counter()
-        with logs.context(job_id=job.id, request_id=(job.meta or {}).get("request_id")):
-            ok = super().perform_job(job, queue)
+        ok = contextvars.copy_context().run(self._perform_bound, job, queue)
         metrics.JOBS.labels(name, "ok" if ok else "failed").inc()
         metrics.JOB_DURATION.labels(name).observe(time.perf_counter() - started)
         return ok
+
+    def _perform_bound(self, job, queue) -> bool:
+        """``rq_job_id`` and the opening request's ``request_id`` on every line of the job;
+        what the job binds itself (batch and submission ids) ends with the context."""
+        request_id = (job.meta or {}).get("request_id")
+        bind_contextvars(rq_job_id=job.id, **({"request_id": request_id} if request_id else {}))
+        return super().perform_job(job, queue)
 
     def heartbeat(self, timeout=None, pipeline=None):
         """Also register again when Redis lost the worker (flushed, or restarted empty).
@@ -134,6 +142,7 @@ def build(settings: Settings) -> tuple[ScoreWorker, Redis]:
             board_ttl=settings.board_cache_ttl,
             transient_wait_s=min(15.0, settings.batching.job_timeout / 2),
             limits=settings.anomaly,
+            boards=settings.boards,
         ),
         settings,
     )

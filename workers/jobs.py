@@ -6,6 +6,7 @@ import logging
 
 import orjson
 from rq import Queue, get_current_job
+from structlog.contextvars import bind_contextvars
 
 from scoreboard import jobspec
 from scoreboard.apply import BatchFailed
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 def apply_batch(batch_id: str) -> dict:
     """Apply one batch of accepted submissions (retried by RQ on failure)."""
+    bind_contextvars(batch_id=batch_id)
     applier = context.applier()
     try:
         return applier.apply_batch(batch_id)
@@ -41,4 +43,5 @@ def on_apply_failure(job, connection, exc_type, exc_value, tb) -> None:
     error = orjson.dumps({"code": "apply_failed", "message": f"The submission could not be applied: {exc_value}"})
     submissions = Submissions(connection, Scripts(connection), Keys(job.meta.get("prefix", "sb:")))
     ids = submissions.mark_failed(batch_id, error)
-    log.error("apply job failed for good", extra={"batch_id": batch_id, "job_id": job.id, "submission_ids": ids})
+    log.error("apply job failed for good", extra={"batch_id": batch_id, "rq_job_id": job.id,
+                                                   "submission_ids": ids})

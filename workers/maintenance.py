@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from datetime import datetime, timezone
 
 import orjson
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from scoreboard import jobspec, metrics, purge, ranking, reconcile
+from scoreboard import closing, jobspec, metrics, purge, ranking, reconcile
+from scoreboard.periods import Calendar
 from workers import context
 from workers.enqueue import enqueue_apply
 
@@ -100,11 +102,28 @@ def recover_batches() -> dict:
 
 @single_run(timeout=30)
 def warm_board() -> dict:
-    """Rebuild the ranking if Redis lost it, and refill the cached top 100 and top 10."""
+    """Rebuild each board's current ranking if Redis lost it (or the period is new), and
+    refill its cached top 100 and top 10."""
     applier = context.applier()
-    ready = ranking.rebuild(applier.engine, applier.redis, applier.scripts, applier.keys)
-    applier.scripts.refresh(keys=ranking.board_keys(applier.keys), args=[applier.board_ttl, "force"])
+    with applier.engine.connect() as conn:
+        calendar = Calendar.load(conn, applier.boards)
+    calendar.publish_seasons(applier.redis, applier.keys)
+    now, ready = datetime.now(timezone.utc), []
+    for board, period in calendar.periods_at(now):
+        if ranking.rebuild(applier.engine, applier.redis, applier.scripts, applier.keys, board.id, period.key):
+            ranking.refresh(applier.scripts, applier.keys, board.id, period.key, applier.board_ttl, force=True)
+            ready.append(f"{board.id}/{period.key}")
     return _record("warm_board", {"ready": ready})
+
+
+@single_run(timeout=60)
+def close_periods() -> dict:
+    """Close the board periods that ended once every submission accepted before their end
+    is applied or failed: final standings, announced to the board's viewers."""
+    applier = context.applier()
+    report = closing.close_due(applier.engine, applier.redis, applier.scripts, applier.keys, applier.boards,
+                               applier.board_ttl)
+    return _record("close_periods", report.as_dict())
 
 
 @single_run(timeout=600)

@@ -3,8 +3,8 @@
 The rules read each user's latest submissions (type and delta) and count those within
 the rate window, for every user of every batch. This partial index holds exactly those
 columns, newest first, so both reads are index-only scans where the table is vacuumed:
-about three times faster than through (user_id, created_at) and the table (bench/ and
-the README's Benchmark section).
+about three times faster than through (user_id, created_at) and the table (measured
+with bench/).
 
 Revision ID: 0003
 Revises: 0002

@@ -1,68 +1,88 @@
--- Shared by the scripts that change the ranking. A user's entry only moves forward:
--- an update older than what Redis holds (lower history id) is ignored, so batches
--- published out of order, and rebuilds racing with batches, converge on PostgreSQL.
--- Entry: sorted set member '<inverted reached-at us>:<user id>' (ties: earlier first),
--- with the user's history id and member in hashes, and the username for the board.
+-- Shared: the ranking of one board period, under a base key '<prefix>b:<board>:<period>'.
+--   <base>:z       sorted set: score = points; member = 12 bytes, 7 of (2^53 - 1 - reached-at
+--                  microseconds) then 5 of the user id, big-endian (ZREVRANGE: equal scores,
+--                  who reached them first first, then the higher user id; as PostgreSQL orders)
+--   <base>:g:<n>   the guard of users n*128 .. n*128+127 (small hashes: field uid % 128, value
+--                  the user's member then their history id, or '-' then the history id when the
+--                  user is off the board). An entry only moves forward: an update older than
+--                  what Redis holds (a lower history id) is ignored, so batches published out
+--                  of order, and rebuilds racing with batches, converge on PostgreSQL.
+--   <base>:ready   set once the ranking holds every entry of PostgreSQL (after a rebuild)
+-- The usernames are kept once for all boards, in one hash (uid -> name).
+
+local MEMBER_LEN = 12
 
 -- One command over a long list of arguments, in slices that Lua's unpack can take
--- (``step`` even, so that pairs stay together); returns the reply of each slice.
+-- (``step`` even, so that pairs stay together).
 local function call_sliced(cmd, key, list, step)
-  local replies = {}
   for first = 1, #list, step do
-    replies[#replies + 1] = redis.call(cmd, key, unpack(list, first, math.min(first + step - 1, #list)))
+    redis.call(cmd, key, unpack(list, first, math.min(first + step - 1, #list)))
   end
-  return replies
 end
 
-local function hmget_all(key, fields)
-  local out = {}
-  for _, part in ipairs(call_sliced('HMGET', key, fields, 1000)) do
-    for _, v in ipairs(part) do out[#out + 1] = v end
-  end
-  return out
+local function guard_of(base, uid)
+  local n = tonumber(uid)
+  return base .. ':g:' .. string.format('%d', math.floor(n / 128)), string.format('%d', n % 128)
 end
 
--- Set the entries of ``count`` distinct users, given in ``args`` from ``first`` on as groups
--- of 5 (uid, seq, score, member or '' to unrank, name), with a few commands for all of
--- them. Returns how many were set, and each user's member now in the ranking (false:
--- not ranked), and the score of the ones set, by uid.
-local function set_entries(rank, seqs, members, names, args, first, count)
-  local uids = {}
-  for j = 1, count do uids[j] = args[first + 5 * (j - 1)] end
-  if count == 0 then return 0, {}, {} end
-  local curs, olds = hmget_all(seqs, uids), hmget_all(members, uids)
-  local zrem, zadd, hdel, hmembers, hseqs, hnames = {}, {}, {}, {}, {}, {}
+-- The user id in a member (its last 5 bytes).
+local function member_uid(member)
+  local a, b, c, d, e = string.byte(member, MEMBER_LEN - 4, MEMBER_LEN)
+  return (((a * 256 + b) * 256 + c) * 256 + d) * 256 + e
+end
+
+-- A user's guard: their member (false when off the board or unknown) and history id (nil: none).
+local function read_guard(base, uid)
+  local key, f = guard_of(base, uid)
+  local value = redis.call('HGET', key, f)
+  if not value then return false, nil end
+  if string.sub(value, 1, 1) == '-' then return false, tonumber(string.sub(value, 2)) end
+  return string.sub(value, 1, MEMBER_LEN), tonumber(string.sub(value, MEMBER_LEN + 1))
+end
+
+-- Set the entries of ``count`` users, given in ``args`` from ``first`` on as groups of 5
+-- (uid, history id, score, member or '' to take off the board, name); ``force`` rewrites
+-- an entry at the same history id too (reconcile: its content is what is wrong).
+-- Returns how many were set, each user's member now on the board (false: off), and the
+-- score of the ones set, by uid.
+local function set_entries(base, names, args, first, count, force)
+  local zkey = base .. ':z'
+  local zadd, zrem, hnames = {}, {}, {}
   local now, scores, n = {}, {}, 0
-  for j, uid in ipairs(uids) do
+  for j = 1, count do
     local i = first + 5 * (j - 1)
-    local seq, score, member, name = args[i + 1], args[i + 2], args[i + 3], args[i + 4]
-    if curs[j] and tonumber(curs[j]) >= tonumber(seq) then
-      now[uid] = olds[j]
+    local uid, seq, score, member, name = args[i], tonumber(args[i + 1]), args[i + 2], args[i + 3], args[i + 4]
+    local old, old_seq = read_guard(base, uid)
+    if old_seq ~= nil and (old_seq > seq or (old_seq == seq and not force)) then
+      now[uid] = old
     else
-      if olds[j] then zrem[#zrem + 1] = olds[j] end
+      if old then zrem[#zrem + 1] = old end
+      local key, f = guard_of(base, uid)
       if member == '' then
-        hdel[#hdel + 1] = uid
+        redis.call('HSET', key, f, '-' .. string.format('%.0f', seq))
         now[uid] = false
       else
         zadd[#zadd + 1] = score
         zadd[#zadd + 1] = member
-        hmembers[#hmembers + 1] = uid
-        hmembers[#hmembers + 1] = member
+        redis.call('HSET', key, f, member .. string.format('%.0f', seq))
         now[uid] = member
         scores[uid] = tonumber(score)
       end
-      hseqs[#hseqs + 1] = uid
-      hseqs[#hseqs + 1] = seq
       hnames[#hnames + 1] = uid
       hnames[#hnames + 1] = name
       n = n + 1
     end
   end
-  call_sliced('ZREM', rank, zrem, 1000)
-  call_sliced('HDEL', members, hdel, 1000)
-  call_sliced('ZADD', rank, zadd, 1000)
-  call_sliced('HSET', members, hmembers, 1000)
-  call_sliced('HSET', seqs, hseqs, 1000)
+  call_sliced('ZREM', zkey, zrem, 1000)
+  call_sliced('ZADD', zkey, zadd, 1000)
   call_sliced('HSET', names, hnames, 1000)
   return n, now, scores
+end
+
+-- Competition rank (1, 2, 2, 4) of ``score`` on the board, for user ``uid`` whose own entry
+-- (``own`` score, or false) may be on it: others with more points, plus one.
+local function rank_of(zkey, score, own)
+  local n = redis.call('ZCOUNT', zkey, '(' .. string.format('%.0f', score), '+inf')
+  if own and own > score then n = n - 1 end
+  return n + 1
 end

@@ -1,3 +1,3 @@
--- Merge a chunk of users read from PostgreSQL into the ranking (see ranking.lua).
--- KEYS: 1 rank, 2 seqs, 3 members, 4 names.  ARGV: groups of 5 (uid, seq, score, member, name)
-return (set_entries(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV, 1, #ARGV / 5))
+-- Merge a chunk of entries read from PostgreSQL into a board period's ranking (ranking.lua).
+-- KEYS: 1 names.  ARGV: 1 base, then groups of 5 (uid, history id, score, member, name)
+return (set_entries(ARGV[1], KEYS[1], ARGV, 2, (#ARGV - 1) / 5, false))

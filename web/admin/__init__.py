@@ -1,4 +1,5 @@
-"""The admin API: review flagged submissions, ban and unban users, open a dashboard session.
+"""The admin API: review flagged submissions, find, ban and unban users, see failed apply
+jobs, open a dashboard session.
 
 Every call needs the access token of an admin: anonymous callers get 401 (the contract's
 token codes), everyone else 403 ``forbidden``.
@@ -7,17 +8,19 @@ token codes), everyone else 403 ``forbidden``.
 from __future__ import annotations
 
 from flask import g
-from flask_jwt_extended import create_access_token, decode_token, get_jwt
+from flask_jwt_extended import create_refresh_token, decode_token, get_jwt
 
-from scoreboard import flags
+from scoreboard import accounts, flags
 from scoreboard.moderation import Moderator
 from web import schemas
 from web.admin.auth import admin_required, set_session_cookies
+from web.admin.failed_jobs import failed_apply_jobs
 from web.extensions import Blueprint
 from web.responses import json_response
 from web.services import services
 
-blp = Blueprint("admin", __name__, url_prefix="/api/admin", description="Admins: flags, bans, dashboard session")
+blp = Blueprint("admin", __name__, url_prefix="/api/admin",
+                description="Admins: flags, users and bans, failed apply jobs, dashboard session")
 
 # Ids are bigint: anything larger is no id of ours (404, not a database error).
 _ID = "int(max=9223372036854775807)"
@@ -61,14 +64,40 @@ def resolve_flag(body, flag_id):
     return json_response({"flag_id": flag_id, "state": decision.state, "user_id": decision.user_id, "score": decision.score})
 
 
+@blp.route("/users", methods=["GET"])
+@admin_required
+@blp.arguments(schemas.UserQuery(), location="query")
+@blp.response(200, schemas.UserList)
+@_errors(401, 403, 422)
+def list_users(query):
+    """Users newest first; filter by a part of the name and by ban; page with ``before``."""
+    page = accounts.list_users(services().reads, search=query.get("search"), banned=query.get("banned"),
+                               before=query.get("before"), limit=query["limit"])
+    return json_response({"users": page.users, "next_before": page.next_before})
+
+
+@blp.route("/failed-jobs", methods=["GET"])
+@admin_required
+@blp.arguments(schemas.FailedJobQuery(), location="query")
+@blp.response(200, schemas.FailedJobList)
+@_errors(401, 403, 422)
+def list_failed_jobs(query):
+    """Failed apply jobs, newest first, each with the submissions of its batch and their
+    players; requeue them in the RQ dashboard (``dashboard_url``)."""
+    s = services()
+    jobs, total = failed_apply_jobs(s.redis, s.submissions, s.reads, s.settings.batching.queue, query["limit"])
+    return json_response({"jobs": jobs, "total": total})
+
+
 @blp.route(f"/users/<{_ID}:user_id>/ban", methods=["POST"])
 @admin_required
 @blp.response(200, schemas.Moderated)
 @_errors(401, 403, 404)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="cannot_ban_self")
 def ban_user(user_id):
-    """Ban a user: off the board at once, their action tokens and submissions refused
-    with 403 ``user_banned``. Idempotent."""
+    """Ban a user: off the board at once, their action tokens, submissions, new streams and
+    refreshes refused with 403 ``user_banned``, their open streams ended (``event:
+    logout``) within 2 s. Idempotent."""
     decision = moderator().ban(user_id, g.admin_id)
     return json_response({"user_id": user_id, "username": decision.username, "banned": True, "score": decision.score})
 
@@ -89,13 +118,14 @@ def unban_user(user_id):
 @_errors(401, 403)
 def open_dashboard_session():
     """Open the RQ dashboard in a browser: sets an HttpOnly session cookie (path ``/admin/``)
-    with a new access token of this session, and the ``_csrf_token`` cookie."""
+    holding a new refresh token of this login session, and the ``_csrf_token`` cookie. The
+    dashboard session lasts as long as the login session: logout (or a ban, or the role
+    revoked) ends it."""
     s = services()
     claims = get_jwt()
-    token = create_access_token(identity=claims["sub"],
-                                additional_claims={"sid": claims.get("sid", ""), "name": claims.get("name", "")})
-    jti = decode_token(token)["jti"]
-    expires_in = s.settings.sessions.access_expires
+    token = create_refresh_token(identity=claims["sub"],
+                                 additional_claims={"sid": claims.get("sid", ""), "name": claims.get("name", "")})
+    expires_in = s.settings.sessions.refresh_expires
     response = json_response({"dashboard_url": "/admin/rq/", "expires_in": expires_in})
-    set_session_cookies(response, token, jti, expires_in, s.settings.http.admin_cookie_secure)
+    set_session_cookies(response, token, decode_token(token), expires_in, s.settings.http.admin_cookie_secure)
     return response

@@ -7,11 +7,14 @@ access token expires.
 
 The API takes the access token as ``Authorization: Bearer``. A browser cannot send that
 header to the dashboard's pages, so ``POST /api/admin/session`` (an admin's Bearer token)
-sets an HttpOnly, SameSite=Strict cookie limited to ``/admin/`` holding a new access token
-of the same session (logout revokes both), and a readable ``_csrf_token`` cookie that the
-dashboard's JavaScript sends back as ``X-CSRFToken``. A request authenticated by the
-cookie that changes anything (POST) must carry that header, bound to its token by an
-HMAC, else 403 ``csrf_failed``. Requests with a Bearer header need no CSRF token.
+sets an HttpOnly, SameSite=Strict cookie limited to ``/admin/`` holding a new refresh
+token of the same login session, and a readable ``_csrf_token`` cookie that the
+dashboard's JavaScript sends back as ``X-CSRFToken``. The dashboard session so lasts as
+long as the login session (it does not end with the access token an hour later): logout
+revokes it with the session, and the role (and a ban) is read from PostgreSQL at every
+request as for the API. A request authenticated by the cookie that changes anything
+(POST) must carry that header, bound to the login session by an HMAC, else 403
+``csrf_failed``. Requests with a Bearer header need no CSRF token.
 """
 
 from __future__ import annotations
@@ -64,10 +67,12 @@ def admin_required(view):
     return wrapper
 
 
-def csrf_token(jti: str) -> str:
-    """The CSRF token of the dashboard session whose access token has this ``jti``."""
+def csrf_token(claims: dict) -> str:
+    """The CSRF token of the dashboard session of a token with these claims (bound to its
+    login session, ``sid``, else to the token itself)."""
     key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, f"rq-dashboard-csrf:{jti}".encode(), hashlib.sha256).hexdigest()
+    bound = f"sid:{claims['sid']}" if claims.get("sid") else claims["jti"]
+    return hmac.new(key, f"rq-dashboard-csrf:{bound}".encode(), hashlib.sha256).hexdigest()
 
 
 def dashboard_admin(changes_state: bool) -> int:
@@ -91,19 +96,19 @@ def dashboard_admin(changes_state: bool) -> int:
         if not token:
             raise NoAuthorizationError("Missing the admin session cookie")
     claims = decode_token(token.strip())
-    verify_token_type(claims, refresh=False)
+    verify_token_type(claims, refresh=not header)  # the cookie holds the session's refresh token
     verify_token_not_blocklisted({}, claims)
     if not header and changes_state:
         given = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(given.encode(), csrf_token(claims["jti"]).encode()):
+        if not hmac.compare_digest(given.encode(), csrf_token(claims).encode()):
             raise Refused("csrf_failed", "The X-CSRFToken header is missing or wrong.")
     return require_admin(int(claims["sub"]))
 
 
-def set_session_cookies(response, token: str, jti: str, max_age: int, secure: bool) -> None:
-    """Put the dashboard session on ``response``: the HttpOnly token and the CSRF token."""
+def set_session_cookies(response, token: str, claims: dict, max_age: int, secure: bool) -> None:
+    """Put the dashboard session on ``response``: the HttpOnly refresh token and the CSRF token."""
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, path=COOKIE_PATH, secure=secure,
                         httponly=True, samesite="Strict")
-    response.set_cookie(CSRF_COOKIE, csrf_token(jti), max_age=max_age, path=COOKIE_PATH, secure=secure,
+    response.set_cookie(CSRF_COOKIE, csrf_token(claims), max_age=max_age, path=COOKIE_PATH, secure=secure,
                         httponly=False, samesite="Strict")
 

@@ -3,18 +3,29 @@
 Its pages and JSON come from rq-dashboard 0.9.0's blueprint; this module gives it the app's
 own Redis client (so it follows Sentinel and speaks TLS as every process does, where its
 own URL handling knows neither Sentinel with TLS nor our timeouts), puts the admin check in
-front of it, answers its failure cases (unknown job, bad page numbers) with the
-contract's error body instead of a 500, and relaxes the HTML pages' CSP just enough for its
-JavaScript (underscore templates need ``'unsafe-eval'``; its markup uses style attributes).
+front of it, answers its failure cases (unknown job, bad page numbers, compacting an empty
+queue) with the contract's body instead of a 500, relaxes the HTML pages' CSP just enough
+for its JavaScript (underscore templates need ``'unsafe-eval'``; its markup uses style
+attributes), and loads its templates with every value escaped.
+
+Its pages draw each job (description, metadata, result, exception, names) in the browser
+with underscore templates, and 0.9.0 prints them with ``<%= %>``, which inserts raw HTML:
+a job whose metadata held ``<meta http-equiv=refresh ...>`` sent an admin's browser away.
+Here its templates are served by a loader of the project's that makes every ``<%= x %>``
+an escaping ``<%- x %>`` (and the two places that escaped by hand print their value
+escaped once), so nothing a job holds reaches the page as markup.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from functools import wraps
 
 import redis
 import rq_dashboard
-from flask import Flask, abort, g, request, send_from_directory
+from flask import Blueprint, Flask, abort, g, jsonify, request, send_from_directory
+from jinja2 import BaseLoader, FileSystemLoader, TemplateNotFound
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq_dashboard.web import push_rq_connection
 
@@ -28,6 +39,50 @@ _REGISTRIES = {"queued", "failed", "deferred", "started", "finished", "scheduled
 # rq-dashboard's "requeue all" also answers GET: it needs the CSRF token all the same.
 _CHANGES_ON_GET = {"rq_dashboard.requeue_all"}
 _NUMBER = re.compile(r"^[1-9][0-9]{0,5}$")
+# rq-dashboard's own escaping, written out by hand in two of its templates
+_ESCAPED_BY_HAND = re.compile(r"""\$\('<div/>'\)\.text\((.*?)\)\.html\(\)""")
+
+
+def escape_interpolations(source: str) -> str:
+    """An underscore template in which every interpolation escapes its value."""
+    return _ESCAPED_BY_HAND.sub(r"\1", source).replace("<%=", "<%-")
+
+
+class _EscapingLoader(BaseLoader):
+    """rq-dashboard's templates, through ``escape_interpolations``."""
+
+    def __init__(self, folder: str):
+        self.files = FileSystemLoader(folder)
+
+    def get_source(self, environment, template):
+        if not template.startswith("rq_dashboard/"):
+            raise TemplateNotFound(template)
+        source, filename, uptodate = self.files.get_source(environment, template)
+        return escape_interpolations(source), filename, uptodate
+
+
+class _EscapedTemplates(Blueprint):
+    """Registered before rq-dashboard's blueprint, so Flask finds its templates here first."""
+
+    @property
+    def jinja_loader(self):
+        return _EscapingLoader(os.path.join(rq_dashboard.blueprint.root_path, rq_dashboard.blueprint.template_folder))
+
+
+def _compact_empty_too(view):
+    """rq's ``Queue.compact`` renames the queue's list, which Redis refuses when the queue is
+    empty (there is no list): nothing to compact, which is what the dashboard is told."""
+
+    @wraps(view)
+    def compact(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except redis.ResponseError as exc:
+            if "no such key" not in str(exc).lower():
+                raise
+            return jsonify(status="OK"), {"Cache-Control": "no-store"}
+
+    return compact
 
 
 def _check_view_args(args: dict) -> None:
@@ -66,10 +121,12 @@ def install(app: Flask, client: redis.Redis, conf: RedisSettings) -> None:
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
     app.redis_conn = client
     app.before_request(_guard)
+    app.register_blueprint(_EscapedTemplates("rq_dashboard_escaped", __name__))
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
     # its own hook would open a client of its own from the URL on every page of instance 0:
     # app.redis_conn stays the app's client
     app.before_request_funcs[rq_dashboard.blueprint.name].remove(push_rq_connection)
+    app.view_functions["rq_dashboard.compact_queue"] = _compact_empty_too(app.view_functions["rq_dashboard.compact_queue"])
     if "static" not in app.view_functions:
         # its base page links url_for('static', filename='favicon.ico'); this app has no static folder
         folder = rq_dashboard.blueprint.static_folder

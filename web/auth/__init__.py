@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timezone
 
-import orjson
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
@@ -12,9 +12,12 @@ from flask_jwt_extended import (
     jwt_required,
 )
 
-from scoreboard import accounts, ranking
+from scoreboard import accounts, navigation, ranking
+from scoreboard.events import logout_message
+from scoreboard.periods import Calendar
 from scoreboard.errors import Refused
 from web import schemas
+from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
 from web.identity import current_user_id
 from web.responses import json_response
@@ -39,9 +42,13 @@ def register(body):
     return json_response({"id": user.id, "username": user.username}, 201)
 
 
-def _tokens(user_id: int, username: str, session_id: str, refresh: bool) -> dict:
+def _tokens(user_id: int, username: str, session_id: str, refresh: bool, admin: bool = False) -> dict:
+    """The token body of a login or refresh. ``adm`` only tells the page to offer the admin
+    room; every admin call reads the role from PostgreSQL."""
     settings = services().settings
     claims = {"sid": session_id, "name": username}
+    if admin:
+        claims["adm"] = True
     body = {
         "access_token": create_access_token(identity=str(user_id), additional_claims=claims),
         "token_type": "Bearer",
@@ -61,17 +68,20 @@ def login(body):
     """Exchange a username and password for an access and a refresh token."""
     s = services()
     user = accounts.authenticate(s.engine, s.hasher, body["username"], body["password"])
-    return json_response(_tokens(user.id, user.username, secrets.token_hex(16), refresh=True))
+    return json_response(_tokens(user.id, user.username, secrets.token_hex(16), refresh=True, admin=user.is_admin))
 
 
 @blp.route("/auth/refresh", methods=["POST"])
 @jwt_required(refresh=True)
+@refuse_banned
 @blp.response(200, schemas.AccessToken)
 @blp.alt_response(401, schema=schemas.ErrorSchema)
+@blp.alt_response(403, schema=schemas.ErrorSchema, description="user_banned")
 def refresh():
-    """A new access token for the refresh token sent as Bearer."""
+    """A new access token for the refresh token sent as Bearer (403 ``user_banned`` for a banned user)."""
     claims = get_jwt()
-    return json_response(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False))
+    return json_response(_tokens(int(claims["sub"]), claims.get("name", ""), claims.get("sid", ""), refresh=False,
+                                 admin=bool(claims.get("adm"))))
 
 
 @blp.route("/auth/logout", methods=["POST"])
@@ -88,7 +98,7 @@ def logout():
     pipe.set(k.revoked(claims["jti"]), 1, ex=s.settings.sessions.access_expires)
     if claims.get("sid"):
         pipe.set(k.revoked_session(claims["sid"]), 1, ex=ttl)
-    pipe.publish(k.events_channel, orjson.dumps({"logout": {"sid": claims.get("sid"), "jti": claims["jti"]}}))
+    pipe.publish(k.events_channel, logout_message(sid=claims.get("sid"), jti=claims["jti"]))
     pipe.execute()
     return json_response({"revoked": True})
 
@@ -104,4 +114,10 @@ def me():
     if user is None:
         raise Refused("not_found", "This account no longer exists.")
     rank = ranking.rank_of(s.reads, s.redis, s.keys, user.id, user.score) if user.has_score and not user.banned else None
-    return json_response({"id": user.id, "username": user.username, "score": user.score, "rank": rank})
+    boards = {}
+    if not user.banned:
+        with s.reads.connect() as conn:
+            calendar = Calendar.load(conn, s.settings.boards)
+        boards = navigation.places_of(s.reads.engine(), s.redis, s.keys, calendar, user.id, datetime.now(timezone.utc))
+    return json_response({"id": user.id, "username": user.username, "score": user.score, "rank": rank,
+                          "boards": boards})

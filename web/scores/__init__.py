@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import redis
 from flask import g, request
 from flask_jwt_extended import jwt_required
 
-from scoreboard import action_tokens, metrics
+from scoreboard import action_tokens, jobspec, metrics
 from scoreboard.errors import MESSAGES, Refused
 from web import schemas
 from web.banned import refuse_banned
@@ -19,6 +20,8 @@ from web.services import services
 from workers.enqueue import enqueue_apply
 
 blp = Blueprint("scores", __name__, url_prefix="/api/score", description="Score submission")
+
+log = logging.getLogger(__name__)
 
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -80,6 +83,8 @@ def submit(body):
         if not s.replica_acks.count:
             raise
         replicated = False  # the primary went away after accepting it
+    log.info("submission accepted", extra={"submission_id": sid, "batch_id": accepted.batch_id,
+                                           "rq_job_id": jobspec.apply_job_id(accepted.batch_id)})
     if not replicated:
         metrics.REPLICA_ACK_TIMEOUTS.labels("submission").inc()
         raise Refused("unavailable", MESSAGES["not_replicated"], job_id=sid, status_url=status_url)

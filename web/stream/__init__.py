@@ -14,7 +14,7 @@ from flask import Flask
 from scoreboard.redis_client import Keys, make_pool
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from web import errors, metrics
+from web import errors, metrics, security
 from web.responses import json_response
 from web.stream import lifecycle
 from web.stream.hub import Hub
@@ -71,11 +71,8 @@ def create_stream_app(settings: Settings) -> Flask:
                 "version": hub.version, "counters": dict(hub.stats)}
         return json_response(body, 200 if ok else 503)
 
-    @app.after_request
-    def _headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    security.install_headers(app, settings)  # the web's: nosniff, CSP, frame and referrer rules, HSTS
+    security.trust_proxies(app, settings)
 
     return app
 
@@ -92,16 +89,20 @@ OPENAPI_OPERATION = {
         "summary": "The live board and the caller's own events (Server-Sent Events)",
         "description": (
             "Authenticated by `Authorization: Bearer`, the `access_token` query parameter or the "
-            "`access_token` cookie. First `retry:` and `event: scoreboard` (the current top 10, "
+            "`access_token` cookie; without any of them, an anonymous viewer gets the board events "
+            "alone (never a personal event), up to a configured number of streams per client address. "
+            "A page on another origin that sends the header gets its CORS preflight answered. "
+            "First `retry:` and `event: scoreboard` (the current top 10, "
             "`id:` its version); then `event: scoreboard` whenever the top 10 changes (at most once "
             "per board interval, latest wins), `event: score` / `event: rejected` for the caller's "
             "own submissions (`id: <version>-<k>`, replayed after `Last-Event-ID` or the "
             "`last_event_id` query parameter), `: ping` at least every 15 s, `event: logout` then "
-            "the end when the token is revoked or expires, `event: resync` when personal events "
+            "the end when the token is revoked or expires or the user is banned (`{\"reason\": \"revoked\"|"
+            "\"expired\"|\"banned\"}`), `event: resync` when personal events "
             "after `Last-Event-ID` are no longer held (re-read `GET /api/users/me`), and "
             "`event: reconnect` when the server shuts down."
         ),
-        "security": [{"bearerAuth": []}],
+        "security": [{"bearerAuth": []}, {}],  # anonymous viewers too
         "parameters": [
             {"name": "access_token", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "string"}},
@@ -109,8 +110,11 @@ OPENAPI_OPERATION = {
         ],
         "responses": {
             "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-            "401": {"description": "missing_token, invalid_token, token_expired, token_revoked"},
-            "429": {"description": "too_many_streams: the per-user cap on open streams"},
+            "401": {"description": "invalid_token, token_expired, token_revoked (a token that is present but "
+                    "not valid); missing_token for an Authorization header that is not Bearer"},
+            "403": {"description": "user_banned"},
+            "429": {"description": "too_many_streams: the cap on open streams per user, or per client address "
+                    "without a token"},
             "503": {"description": "unavailable: the stream is catching up or shutting down"},
         },
     }

@@ -1,8 +1,9 @@
 """Who is watching: the access token of a stream request, checked like the API checks it.
 
 A browser's ``EventSource`` cannot set headers, so besides ``Authorization: Bearer`` the
-token may come as the ``access_token`` query parameter or cookie (in that order). The
-token is decoded here with PyJWT (same key and algorithm as flask-jwt-extended uses to
+token may come as the ``access_token`` query parameter or cookie (in that order). A
+request with none of them is an anonymous viewer (the board alone); a token that is
+present but not valid is refused all the same. The token is decoded here with PyJWT (same key and algorithm as flask-jwt-extended uses to
 sign it), so the stream process needs neither the API's extensions nor PostgreSQL.
 """
 
@@ -42,6 +43,10 @@ def revoked() -> StreamRefused:
     return StreamRefused(401, "token_revoked", "The access token was revoked; log in again.")
 
 
+def banned() -> StreamRefused:
+    return StreamRefused(403, "user_banned", "This account is banned.")
+
+
 @dataclass(frozen=True)
 class Identity:
     """The claims of a valid access token that the stream uses."""
@@ -52,11 +57,11 @@ class Identity:
     expires_at: float
 
 
-def token_of(headers, args, cookies) -> str:
-    """The raw token of a request.
+def token_of(headers, args, cookies) -> str | None:
+    """The raw token of a request; None when it has none at all (an anonymous viewer).
 
     Raises:
-        StreamRefused: there is none (``missing_token``).
+        StreamRefused: an ``Authorization`` header that is not a Bearer token (``missing_token``).
     """
     header = headers.get("Authorization")
     if header:
@@ -64,10 +69,7 @@ def token_of(headers, args, cookies) -> str:
         if scheme.lower() != "bearer" or not value.strip():
             raise MISSING
         return value.strip()
-    token = args.get("access_token") or cookies.get("access_token")
-    if not token:
-        raise MISSING
-    return token
+    return args.get("access_token") or cookies.get("access_token") or None
 
 
 def decode(token: str, settings: Settings) -> Identity:

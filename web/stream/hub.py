@@ -53,7 +53,7 @@ class Hub:
         self.viewers = Viewers(client, keys, beats, self.stats)
         self.fanout = FanOut(self.viewers, settings.stream.board_interval_ms / 1000, self.stats)
         self.listener = Listener(client, keys, scripts, self.fanout, self.viewers, settings.stream.replay_window,
-                                 settings.board_cache_ttl, self.stats)
+                                 settings.board_cache_ttl, self.stats, settings.boards)
         self.ticker = Ticker(settings.stream, client, keys, self.viewers, self.listener, tick_s, beats)
         self._greenlets: list[gevent.Greenlet] = []
 
@@ -70,9 +70,6 @@ class Hub:
     def window(self):
         return self.listener.window
 
-    @property
-    def board(self) -> tuple[int, bytes, bytes, bytes] | None:
-        return self.fanout.board
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,8 +125,8 @@ class Hub:
     def sync(self) -> None:
         self.listener.sync()
 
-    def cached_board(self) -> bytes | None:
-        return self.listener.cached_board()
+    def cached_board(self, board: str) -> bytes | None:
+        return self.listener.cached_board(board)
 
     def wait_until(self, version: int, timeout: float) -> bool:
         """Wait until the listener is in sync and has seen ``version``; False on timeout."""

@@ -8,6 +8,8 @@ After every (re)subscription, and whenever Redis is found ahead of the messages 
 from __future__ import annotations
 
 import logging
+import time
+from datetime import datetime, timezone
 
 import gevent
 import orjson
@@ -15,6 +17,9 @@ import redis
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
+from scoreboard import ranking
+from scoreboard.boards import ALL_TIME_ID, DEFAULT_BOARDS, Board
+from scoreboard.periods import Calendar
 from scoreboard.events import ReplayWindow, load_window, parse_message, sse
 from scoreboard.redis_client import Keys
 from scoreboard.scripts import Scripts
@@ -44,8 +49,9 @@ class Listener:
     """
 
     def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, fanout: FanOut, viewers: Viewers,
-                 replay_window: int, board_ttl: int, stats: dict[str, int]):
+                 replay_window: int, board_ttl: int, stats: dict[str, int], boards: tuple[Board, ...] = DEFAULT_BOARDS):
         self.redis = client
+        self.boards = boards
         self.keys = keys
         self.scripts = scripts
         self.fanout = fanout
@@ -97,7 +103,7 @@ class Listener:
         handed to its viewers, before the board is shown to anyone.
         """
         with self._sync_lock:
-            body = self.cached_board()
+            bodies = {board.id: self.cached_board(board.id) for board in self.boards}
             version = int(self.redis.get(self.keys.board_version) or 0)
             added, gap = load_window(self.redis, self.keys, self.window)
             if self._synced_once:
@@ -107,20 +113,26 @@ class Listener:
                         viewer.finish(sse("reconnect", b'{"reason":"resync"}'))
             self._synced_once = True
             self.version = max(self.version, version)
-            if body is not None:
-                self.fanout.set_board(board_version(body), body)
+            for board, body in bodies.items():
+                if body is not None:
+                    self.fanout.set_board(board_version(body), body, board)
         log.info("event stream in sync", extra={"version": self.version, "window": len(self.window)})
 
-    def cached_board(self) -> bytes | None:
-        """The cached top 10 (filled from the Redis ranking if needed); None while rebuilding."""
-        body = self.redis.get(self.keys.board_top10)
+    def cached_board(self, board: str = ALL_TIME_ID) -> bytes | None:
+        """The cached top 10 of the board's current period (filled from its Redis ranking if
+        needed); a body with no period between seasons; None while the ranking is rebuilt."""
+        board_ = next((b for b in self.boards if b.id == board), None)
+        if board_ is None:
+            return None
+        period = Calendar.from_redis(self.redis, self.keys, (board_,)).period_at(board_, datetime.now(timezone.utc))
+        if period is None:
+            version = int(self.redis.get(self.keys.board_version) or 0)
+            return orjson.dumps({"board": board, "period": None, "entries": [], "version": version,
+                                 "generated_at": time.time_ns() // 1_000_000})
+        body = self.redis.get(self.keys.board_top10(board, period.key))
         if body is not None:
             return body
-        k = self.keys
-        reply = self.scripts.refresh(
-            keys=[k.ranking, k.usernames, k.ranking_ready, k.board_version, k.board_top, k.board_top10],
-            args=[self.board_ttl, ""],
-        )
+        reply = ranking.refresh(self.scripts, self.keys, board, period.key, self.board_ttl)
         return reply[1] if reply[0] == b"ok" else None
 
     def on_message(self, raw: bytes) -> None:
@@ -135,8 +147,10 @@ class Listener:
             return
         self.fanout.deliver([e for e in message.personal if self.window.append(e)])
         self.version = max(self.version, message.version)
-        if message.board is not None:
-            self.fanout.set_board(message.version, message.board)
+        for board, data in message.closed:  # ahead of the new period's board
+            self.fanout.period_closed(message.version, board, data)
+        for board, body in message.boards.items():
+            self.fanout.set_board(message.version, body, board)
 
     def check_version(self) -> None:
         """If Redis is ahead of the messages received, catch up from it (every heartbeat)."""

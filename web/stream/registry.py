@@ -1,8 +1,9 @@
-"""The open streams of one stream process, by user and by login session.
+"""The open streams of one stream process, by user and by login session (anonymous viewers
+in neither index).
 
 Adding and removing viewers, cutting one off, noticing a client that closed its
-connection, and forgetting a closed stream's entry in Redis (the per-user cap counts the
-entries there) all happen here; what is sent to viewers is ``fanout``'s and ``ticker``'s.
+connection, and forgetting a closed stream's entry in Redis (the caps per user and per
+anonymous client address count the entries there) all happen here; what is sent to viewers is ``fanout``'s and ``ticker``'s.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ class Viewers:
         # in the order they connected (a dict, not a set): a broadcast walks the viewers and
         # their sockets in the order they were allocated, as a plain loop over a list would
         self._all: dict[Viewer, None] = {}
-        self._by_user: dict[int, set[Viewer]] = defaultdict(set)
-        self._by_session: dict[str, set[Viewer]] = defaultdict(set)
+        # the indexes keep the order of connection too (dicts used as ordered sets)
+        self._by_user: dict[int, dict[Viewer, None]] = defaultdict(dict)
+        self._by_session: dict[str, dict[Viewer, None]] = defaultdict(dict)
+        self._by_board: dict[str, dict[Viewer, None]] = defaultdict(dict)
         self._beats = beats
         self._next_beat = 0
-        self._gone: list[tuple[int, str]] = []
+        self._gone: list[tuple[str, str]] = []  # (open-stream key, viewer id)
 
     def __len__(self) -> int:
         return len(self._all)
@@ -61,14 +64,22 @@ class Viewers:
     def of_session(self, session: str) -> list[Viewer]:
         return list(self._by_session.get(session, ()))
 
+    def of_board(self, board: str) -> list[Viewer]:
+        return list(self._by_board.get(board, ()))
+
     def add(self, viewer: Viewer) -> None:
         self._next_beat += 1
         viewer.beat = self._next_beat % self._beats  # viewers take the ticks of a heartbeat in turn
         self._all[viewer] = None
-        self._by_user[viewer.user_id].add(viewer)
-        self._by_session[viewer.session].add(viewer)
+        for index, key in self._indexes(viewer):
+            index[key][viewer] = None
         self.stats["connected"] += 1
         metrics.stream_opened()
+
+    def _indexes(self, viewer: Viewer):
+        if viewer.anonymous:  # the board alone: no personal event, no session
+            return ((self._by_board, viewer.board),)
+        return ((self._by_user, viewer.user_id), (self._by_session, viewer.session), (self._by_board, viewer.board))
 
     def watch_peer(self, viewer: Viewer) -> None:
         """End the stream as soon as the client closes its connection, not at the next write
@@ -106,16 +117,16 @@ class Viewers:
         if viewer in self._all:
             del self._all[viewer]
             metrics.stream_closed()
-            for index, key in ((self._by_user, viewer.user_id), (self._by_session, viewer.session)):
+            for index, key in self._indexes(viewer):
                 group = index.get(key)
                 if group is not None:
-                    group.discard(viewer)
+                    group.pop(viewer, None)
                     if not group:
                         del index[key]
         if viewer.released:
             return
         viewer.released = True
-        self._gone.append((viewer.user_id, viewer.id))
+        self._gone.append((viewer.streams_key, viewer.id))
         if len(self._gone) == 1:
             gevent.spawn_later(0.05, self.flush_gone)
 
@@ -143,8 +154,8 @@ class Viewers:
             return
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for user_id, viewer_id in gone:
-                pipe.zrem(self.keys.streams(user_id), viewer_id)
+            for key, viewer_id in gone:
+                pipe.zrem(key, viewer_id)
             pipe.execute()
         except redis.RedisError as exc:  # the entries go stale by themselves
             log.warning("could not forget closed streams", extra={"error": repr(exc)})

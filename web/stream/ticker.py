@@ -1,6 +1,7 @@
 """The clock of a stream process: every tick it ends expired streams and cuts stuck
-writes; every heartbeat it pings each viewer, checks their session's revocation and keeps
-their open-stream entry fresh in Redis, and checks that no event message was missed."""
+writes; every heartbeat it pings each viewer, checks their session's revocation and their
+ban and keeps their open-stream entry fresh in Redis, and checks that no event message was
+missed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from scoreboard import metrics
 from scoreboard.events import sse
 from scoreboard.redis_client import Keys
 from scoreboard.settings import Stream
-from web.stream.fanout import LOGOUT_REVOKED
+from web.stream.fanout import LOGOUT_BANNED, LOGOUT_REVOKED
 from web.stream.listener import Listener
 from web.stream.registry import Viewers
 from web.stream.viewer import Viewer
@@ -86,7 +87,8 @@ class Ticker:
                 log.exception("stream ticker failed")
 
     def check_sessions(self, viewers: list[Viewer]) -> None:
-        """End revoked sessions; keep the open-stream entries fresh."""
+        """End revoked sessions and banned users' streams (in case their message was
+        missed); keep the open-stream entries fresh."""
         k = self.keys
         stale, now = stale_after(self.stream), time.time()
         for start in range(0, len(viewers), CHECK_CHUNK):
@@ -94,15 +96,22 @@ class Ticker:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 for viewer in chunk:
-                    names = [k.revoked(viewer.jti)] + ([k.revoked_session(viewer.sid)] if viewer.sid else [])
-                    pipe.exists(*names)
-                    pipe.zadd(k.streams(viewer.user_id), {viewer.id: now}, xx=True)
-                    pipe.expire(k.streams(viewer.user_id), stale)
-                replies = pipe.execute()
+                    pipe.zadd(viewer.streams_key, {viewer.id: now}, xx=True)
+                    pipe.expire(viewer.streams_key, stale)
+                    if not viewer.anonymous:
+                        pipe.exists(k.revoked(viewer.jti), *([k.revoked_session(viewer.sid)] if viewer.sid else []))
+                        pipe.sismember(k.banned, viewer.user_id)
+                replies = iter(pipe.execute())
             except redis.RedisError as exc:  # nothing could be revoked without Redis either
                 log.warning("could not check stream sessions", extra={"error": repr(exc)})
                 return
-            for viewer, revoked in zip(chunk, replies[::3]):
-                if revoked:
+            for viewer in chunk:
+                next(replies), next(replies)
+                if viewer.anonymous:
+                    continue
+                revoked, banned = next(replies), next(replies)
+                if banned:
+                    viewer.finish(LOGOUT_BANNED)
+                elif revoked:
                     viewer.finish(LOGOUT_REVOKED)
             gevent.sleep(0)

@@ -7,6 +7,7 @@ from collections import deque
 
 from gevent.event import Event
 
+from scoreboard.boards import ALL_TIME_ID
 from scoreboard.events import PING, ZERO, EventId, PersonalEvent
 
 
@@ -21,6 +22,7 @@ FRAMED_PING = frame(PING)
 class Viewer:
     """The queue of one viewer, filled by the hub and emptied by the viewer's greenlet.
 
+    A viewer without a token (``user_id`` None) gets the board and pings alone.
     The board is one slot that a newer board overwrites (a viewer that falls behind gets
     the latest top 10, not a backlog); personal events wait in a deque of at most
     ``queue_max`` (``offer_personal`` returns False when it is full: disconnect).
@@ -32,13 +34,17 @@ class Viewer:
     is left for the greenlet to finish.
     """
 
-    __slots__ = ("id", "user_id", "session", "jti", "sid", "expires_at", "queue_max", "_board", "_personal",
-                 "_ping", "_final", "_pending", "closed", "sent_board", "last_personal", "writing_since", "socket",
-                 "greenlet", "released", "watch", "chunked", "direct", "_idle", "_wake", "beat", "__weakref__")
+    __slots__ = ("id", "user_id", "board", "streams_key", "session", "jti", "sid", "expires_at", "queue_max",
+                 "_board", "_personal", "_ping", "_final", "_pending", "closed", "sent_board", "last_personal",
+                 "writing_since", "socket", "greenlet", "released", "watch", "chunked", "direct", "_idle", "_wake",
+                 "beat", "__weakref__")
 
-    def __init__(self, user_id: int, jti: str, sid: str | None, expires_at: float, queue_max: int):
+    def __init__(self, user_id: int | None, jti: str, sid: str | None, expires_at: float, queue_max: int,
+                 streams_key: str = "", board: str = ALL_TIME_ID):
         self.id = secrets.token_hex(8)
-        self.user_id = user_id
+        self.user_id = user_id  # None: an anonymous viewer (the board alone)
+        self.streams_key = streams_key  # the Redis sorted set its open stream counts in
+        self.board = board  # the board it watches
         self.jti = jti
         self.sid = sid
         self.session = sid if sid else "jti:" + jti
@@ -62,6 +68,10 @@ class Viewer:
         self._idle = False  # the greenlet waits for something to write
         self._wake = Event()
         self.beat = 0  # the tick of each heartbeat on which the hub pings this viewer
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user_id is None
 
     # ------------------------------------------------------------------ filled by the hub
 
