@@ -211,8 +211,8 @@ def test_a_lost_redis_primary_and_a_lost_postgresql_primary_lose_nothing(machine
 
         # the Redis primary's machine goes: Sentinel promotes the replica
         time.sleep(max(0.0, load.start + REDIS_KILL_AT_S - time.monotonic()))
+        redis_lost = time.monotonic()  # before the signal: answers to requests in flight may come at once
         redis_primary.kill()
-        redis_lost = time.monotonic()
         while any(s.primary_port() != redis_replica.port for s in sentinels):
             assert time.monotonic() < redis_lost + 30, "Sentinel did not promote the replica"
             time.sleep(0.05)
@@ -228,8 +228,8 @@ def test_a_lost_redis_primary_and_a_lost_postgresql_primary_lose_nothing(machine
 
         # the PostgreSQL primary's machine goes: its synchronous replica is promoted
         time.sleep(max(0.0, load.start + POSTGRES_STOP_AT_S - time.monotonic()))
-        pg_primary.stop(signal.SIGQUIT)  # immediate shutdown: no checkpoint, clients cut off
         pg_lost = time.monotonic()
+        pg_primary.stop(signal.SIGQUIT)  # immediate shutdown: no checkpoint, clients cut off
         time.sleep(POSTGRES_DETECTED_S)
         pg_replica.promote()
         pg_promoted = time.monotonic()
