@@ -110,7 +110,7 @@ def main() -> int:
         print(f"scheduler: cannot start: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, "scheduler")
-    metrics.serve(settings.metrics.port, settings.metrics.host)
+    metrics.serve(settings.metrics.port, settings.metrics.host, settings.metrics.token)
     metrics.SCHEDULER_LEADER.set(0)
     build(settings).start()
     return 0

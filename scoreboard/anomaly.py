@@ -41,7 +41,10 @@ class Observation:
 
     Attributes:
         score_delta: the points submitted.
-        duration_ms: ``completed_at`` minus the token's ``issued_at``.
+        duration_ms: how long the action took as the server saw it: the submission's
+            ``accepted_at`` minus the token's ``issued_at``, both the server's clock. The
+            client's ``completed_at`` is not used: dated into the future within the
+            allowed clock skew, it would make any action look slow enough.
         action_type: the token's action type.
         recent_submissions: the user's submissions in the rate window before this one.
         history: the user's recent deltas of this action type (None: no history).
@@ -90,8 +93,10 @@ Rule = Callable[[Observation, Thresholds], "dict | None"]
 
 
 def too_fast(obs: Observation, limits: Thresholds) -> dict | None:
-    """Completed faster than the action type's fastest humanly possible time."""
-    if obs.duration_ms < obs.action_type.min_duration_ms:
+    """Completed faster than the action type's fastest humanly possible time (a type
+    without one, ``min_duration_ms`` 0, is never too fast, even when two web instances'
+    clocks put the acceptance a little before the issue)."""
+    if obs.action_type.min_duration_ms > 0 and obs.duration_ms < obs.action_type.min_duration_ms:
         return {"duration_ms": obs.duration_ms, "min_duration_ms": obs.action_type.min_duration_ms}
     return None
 

@@ -228,7 +228,7 @@ def _score(conn: Connection, fresh: list[tuple[Submission, int]], locked: dict,
         action_type = action_types.get(sub.action_type) or ActionType(sub.action_type, sub.score_delta,
                                                                       sub.score_delta, 0)
         fired = anomaly.evaluate(
-            context.observe(sub.user_id, action_type, sub.score_delta, sub.completed_at - sub.issued_at,
+            context.observe(sub.user_id, action_type, sub.score_delta, sub.accepted_at - sub.issued_at,
                             sub.accepted_at, before),
             context.limits,
         )

@@ -12,10 +12,16 @@ dashboard query; ``tests/test_deploy.py`` checks that they only use names define
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
+import socket
+import threading
 from typing import Iterable
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -30,6 +36,11 @@ HTTP_DURATION = Histogram(
     "scoreboard_http_request_duration_seconds",
     "Time to produce the response (for a stream: until it starts), by route template and status.",
     ["method", "route", "status"], buckets=LATENCY_BUCKETS,
+)
+HTTP_CLIENT_DISCONNECTS = Counter(
+    "scoreboard_http_client_disconnects",
+    "Requests whose client went away before its body was whole (no answer reached anyone; not in "
+    "scoreboard_http_requests), by route template.", ["method", "route"],
 )
 
 # --- submissions: accepted or refused by the web, applied/rejected/flagged by a worker
@@ -96,8 +107,20 @@ DB_POOL_MAX = Gauge(
 )
 
 
-def serve(port: int, host: str = "0.0.0.0") -> bool:
-    """Serve this process's metrics on ``port`` (a worker's or the scheduler's; 0: none).
+TOKEN_REFUSED_MESSAGE = "Scraping needs the metrics bearer token."
+
+
+def scrape_allowed(authorization: str | None, token: str) -> bool:
+    """Whether a scrape with this ``Authorization`` header may read the metrics: always
+    without a configured token, else only with ``Bearer <token>`` (constant-time compare)."""
+    if not token:
+        return True
+    return hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode())
+
+
+def serve(port: int, host: str = "127.0.0.1", token: str = "") -> bool:
+    """Serve this process's metrics on ``port`` (a worker's or the scheduler's; 0: none),
+    in a thread of its own, to scrapers holding ``token`` when one is set.
 
     A port already taken is logged, not fatal: the process still does its work.
 
@@ -107,14 +130,34 @@ def serve(port: int, host: str = "0.0.0.0") -> bool:
     if not port:
         return False
     log = logging.getLogger(__name__)
+    metrics_app = make_wsgi_app(REGISTRY)
+    refused = json.dumps({"error": {"code": "invalid_token", "message": TOKEN_REFUSED_MESSAGE}}).encode()
+
+    def app(environ, start_response):
+        if not scrape_allowed(environ.get("HTTP_AUTHORIZATION"), token):
+            start_response("401 Unauthorized", [("Content-Type", "application/json"),
+                                                ("Content-Length", str(len(refused)))])
+            return [refused]
+        return metrics_app(environ, start_response)
+
     try:
-        start_http_server(port, addr=host)
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
+        server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
     except OSError as exc:
         log.error("metrics port unavailable; this process's metrics are not served",
                   extra={"port": port, "error": str(exc)})
         return False
-    log.info("metrics served", extra={"port": port})
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    log.info("metrics served", extra={"port": port, "host": host, "token_required": bool(token)})
     return True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access line per scrape on stderr."""
+
+    def log_message(self, format, *args):
+        pass
 
 
 def stream_opened() -> None:

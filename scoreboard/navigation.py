@@ -98,25 +98,23 @@ def resolve(engine: Engine, calendar: Calendar, board_id: str, key: str | None, 
         Refused: ``unknown_board``, ``unknown_period``.
     """
     board = board_of(calendar, board_id)
+    period = calendar.period_at(board, now) if key is None else calendar.period_of_key(board, key)
+    if key is not None and (period is None or period.starts_at > now):
+        raise Refused("unknown_period", f"Board {board.id!r} has no period {key!r} (yet).")
+    if period is not None and period.contains(now):
+        return PeriodView(board, period, OPEN)  # open: nothing to read (only a closed period is revised)
     with engine.connect() as conn:
-        if key is None:
-            period = calendar.period_at(board, now)
-            if period is None:  # between seasons: the last closed one
-                row = conn.execute(text("SELECT key FROM board_periods WHERE board = :board AND closed_at IS NOT NULL"
-                                        " ORDER BY starts_at DESC LIMIT 1"), {"board": board.id}).first()
-                if row is None:
-                    return None
-                period = calendar.period_of_key(board, row.key)
-        else:
-            period = calendar.period_of_key(board, key)
-            if period is None or period.starts_at > now:
-                raise Refused("unknown_period", f"Board {board.id!r} has no period {key!r} (yet).")
+        if period is None:  # between seasons: the last closed one
+            row = conn.execute(text("SELECT key FROM board_periods WHERE board = :board AND closed_at IS NOT NULL"
+                                    " ORDER BY starts_at DESC LIMIT 1"), {"board": board.id}).first()
+            if row is None:
+                return None
+            period = calendar.period_of_key(board, row.key)
         row = conn.execute(text("SELECT closed_at, revised_at FROM board_periods WHERE board = :board AND key = :key"),
                            {"board": board.id, "key": period.key}).first()
-    if row is None and period.ends_at is not None and period.ends_at <= now:
+    if row is None:
         raise Refused("unknown_period", f"Board {board.id!r} has no standings for period {period.key!r}.")
-    closed_at, revised_at = (row.closed_at, row.revised_at) if row is not None else (None, None)
-    return PeriodView(board, period, state(period.ends_at, closed_at, now), revised_at)
+    return PeriodView(board, period, state(period.ends_at, row.closed_at, now), row.revised_at)
 
 
 def listing(calendar: Calendar, now: datetime) -> list[dict]:

@@ -12,6 +12,7 @@ development key under ``.local/`` for you; production refuses to start without o
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -62,6 +63,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not (0 < value < math.inf):
+        raise SettingsError(f"{name} must be a positive number of seconds, got {env.get(name)!r}")
+    return value
 
 
 _PER = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -274,11 +282,14 @@ class Metrics:
     Attributes:
         port: a worker's or the scheduler's own ``/metrics`` port (0: none); the web and
             the stream serve ``/metrics`` themselves.
-        token: when set, the web's ``/metrics`` answers only ``Authorization: Bearer <token>``.
+        host: the address a worker's or the scheduler's metrics listen on (loopback by
+            default; production refuses any other without a ``token``).
+        token: when set, every ``/metrics`` (the web's, the stream's, a worker's and the
+            scheduler's) answers only ``Authorization: Bearer <token>``.
     """
 
     port: int = 0
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     token: str = ""
 
 
@@ -288,6 +299,7 @@ class Http:
 
     Attributes:
         max_content_length: the largest request body, in bytes.
+        body_timeout: seconds a request body may take to arrive, whole (408 after that).
         trusted_proxies: proxies in front of the app to trust for X-Forwarded-For/-Proto (nginx: 1).
         cors_origins: browser origins allowed to call the API cross-origin (exact origins, or "*").
         hsts_max_age: Strict-Transport-Security max-age in seconds (0: no header).
@@ -295,6 +307,7 @@ class Http:
     """
 
     max_content_length: int = 16 * 1024
+    body_timeout: float = 10.0
     trusted_proxies: int = 0
     cors_origins: tuple[str, ...] = ()
     hsts_max_age: int = 0
@@ -391,13 +404,10 @@ class Settings:
                            for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()),
                 max_lag_s=_float(env, "REPLICA_MAX_LAG", Replicas.max_lag_s),
             ),
-            metrics=Metrics(
-                port=_int(env, "METRICS_PORT", Metrics.port, 0),
-                host=env.get("METRICS_HOST") or Metrics.host,
-                token=env.get("METRICS_TOKEN", ""),
-            ),
+            metrics=_metrics(env, mode),
             http=Http(
                 max_content_length=_int(env, "MAX_CONTENT_LENGTH", Http.max_content_length, 256),
+                body_timeout=_positive(env, "REQUEST_BODY_TIMEOUT", Http.body_timeout),
                 trusted_proxies=_int(env, "TRUSTED_PROXIES", Http.trusted_proxies, 0),
                 cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
                 hsts_max_age=_int(env, "HSTS_MAX_AGE", 31536000 if mode == "production" else 0, 0),
@@ -423,6 +433,29 @@ def _redis(env: Mapping[str, str]) -> RedisSettings:
         min_replica_acks=_int(env, "REDIS_MIN_REPLICA_ACKS", RedisSettings.min_replica_acks, 0),
         replica_ack_timeout_ms=_int(env, "REDIS_REPLICA_ACK_TIMEOUT_MS", RedisSettings.replica_ack_timeout_ms, 1),
     )
+
+
+def _metrics(env: Mapping[str, str], mode: str) -> Metrics:
+    """The metrics settings; production refuses a worker's or the scheduler's metrics on
+    an address other hosts reach without ``METRICS_TOKEN``."""
+    metrics = Metrics(
+        port=_int(env, "METRICS_PORT", Metrics.port, 0),
+        host=env.get("METRICS_HOST") or Metrics.host,
+        token=env.get("METRICS_TOKEN", ""),
+    )
+    if mode == "production" and metrics.port and not metrics.token and not _loopback(metrics.host):
+        raise SettingsError(f"METRICS_HOST={metrics.host} serves the metrics to other hosts: set METRICS_TOKEN "
+                            "too (or keep the default 127.0.0.1)")
+    return metrics
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def _limits(env: Mapping[str, str]) -> RateLimits:

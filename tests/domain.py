@@ -1,6 +1,7 @@
 """The apply stage without HTTP: an Applier on its own Redis prefix, users made in SQL,
 submissions accepted as the web accepts them."""
 
+import dataclasses
 import secrets
 
 from scoreboard import action_tokens
@@ -37,10 +38,12 @@ def make_user(db, score=None):
         return uid
 
 
-def submit(applier, settings, user_id, delta, action_type="tap", completed_after_ms=None):
-    """Issue a token and accept a submission for it, as the web does (completed after 60 s
-    unless ``completed_after_ms`` says otherwise)."""
+def submit(applier, settings, user_id, delta, action_type="tap", elapsed_ms=60_000, completed_at=None):
+    """Issue a token and accept a submission for it, as the web does, ``elapsed_ms`` after
+    the token was issued by the server's clock (its ``issued_at`` is moved back by that
+    much); the client says it completed at ``completed_at`` (default: on acceptance)."""
     record = action_tokens.issue(applier.redis, applier.keys, settings, user_id,
                                  settings.actions.by_name[action_type])
-    completed = record.issued_at + (completed_after_ms if completed_after_ms is not None else 60_000)
+    record = dataclasses.replace(record, issued_at=record.issued_at - elapsed_ms)
+    completed = completed_at if completed_at is not None else record.issued_at + elapsed_ms
     return applier.submissions.accept(record, delta, completed, 50)

@@ -63,7 +63,8 @@ def refused_marker(session: requests.Session, base: str) -> str:
 def test_no_access_lines_unless_asked(api, stack):
     token = Player(api).tokens["access_token"]
     with requests.Session() as s:
-        assert s.get(f"{api}/healthz", params={"access_token": token}).status_code == 200
+        # refused (422: /healthz declares no query parameter), and still no access line
+        assert s.get(f"{api}/healthz", params={"access_token": token}).status_code == 422
         marker = refused_marker(s, api)
     wait_for_line(stack.web, lambda l: l.get("request_id") == marker and l["logger"] == "scoreboard.security")
     assert not [line for line in lines(stack.web) if line["logger"] == "gunicorn.access"]
@@ -102,10 +103,10 @@ def test_access_lines_never_hold_a_credential(logged, api):
         resp = s.get(f"{web_base}/healthz?access_token={token}&Access_Token={token}z&last_event_id=7-1",
                      headers={"Authorization": f"Bearer {token}", "Cookie": cookie, "X-CSRFToken": f"{token}w",
                               "Referer": f"{web_base}/?access_token={token}v"})
-        assert resp.status_code == 200
+        assert resp.status_code == 422  # /healthz declares no query parameter: refused, and logged
         marker = refused_marker(s, web_base)
     line = wait_for_line(web, lambda l: l["logger"] == "gunicorn.access" and l.get("query"))
-    assert line["process"] == "web" and line["method"] == "GET" and line["status"] == 200
+    assert line["process"] == "web" and line["method"] == "GET" and line["status"] == 422
     assert line["path"] == "/healthz" and line["query"] == "access_token=[redacted]&Access_Token=[redacted]&last_event_id=7-1"
     assert line["request_id"] == resp.headers["X-Request-ID"] and line["duration_ms"] >= 0
     query = "access_token=[redacted]&Access_Token=[redacted]&last_event_id=7-1"

@@ -23,6 +23,8 @@ def test_too_fast():
     assert anomaly.too_fast(obs(duration_ms=4_999), LIMITS) == {"duration_ms": 4_999, "min_duration_ms": 5_000}
     assert anomaly.too_fast(obs(duration_ms=5_000), LIMITS) is None
     assert anomaly.too_fast(obs(duration_ms=-3), LIMITS) is not None  # completed "before" it started
+    no_minimum = ActionType("tap", 1, 10, 0)
+    assert anomaly.too_fast(obs(duration_ms=-3, action_type=no_minimum), LIMITS) is None
 
 
 def test_near_rate_limit_counts_this_submission_too():

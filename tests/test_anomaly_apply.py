@@ -5,7 +5,9 @@ import json
 
 import pytest
 
+from scoreboard import action_tokens
 from tests import invariants
+from tests.client import Player, wait_applied
 from tests.domain import make_user, new_applier, submit
 
 
@@ -29,12 +31,36 @@ def flags(db, user_id):
 
 def test_too_fast_is_flagged_and_applied(applier, settings, db, r):
     uid = make_user(db)
-    result = apply(applier, submit(applier, settings, uid, 5, "coin_pickup", completed_after_ms=20))
-    assert result["state"] == "applied" and result["flagged"] is True and result["score"] == 5
+    result = apply(applier, submit(applier, settings, uid, 50, "level_complete", elapsed_ms=20))
+    assert result["state"] == "applied" and result["flagged"] is True and result["score"] == 50
     [(rules, change, state)] = flags(db, uid)
-    assert rules == {"too_fast": {"duration_ms": 20, "min_duration_ms": 100}}
-    assert (change, state) == (5, "open")
+    assert set(rules) == {"too_fast"} and rules["too_fast"]["min_duration_ms"] == 5_000
+    assert 20 <= rules["too_fast"]["duration_ms"] < 5_000  # from issue to acceptance, by the server's clock
+    assert (change, state) == (50, "open")
     invariants.check(db, r, applier.keys.prefix)
+
+
+def test_too_fast_is_measured_by_the_servers_clock_not_completed_at(applier, settings, db, r):
+    """A client that dates ``completed_at`` ahead (within the allowed clock skew) does not
+    make a quick action look slow; an honest one whose clock is behind is not flagged."""
+    quick, slow = make_user(db), make_user(db)
+    issued_soon = submit(applier, settings, quick, 50, "level_complete", elapsed_ms=20,
+                         completed_at=action_tokens.now_ms() + 25_000)
+    assert apply(applier, issued_soon)["flagged"] is True
+    assert set(flags(db, quick)[0][0]) == {"too_fast"}
+    behind = submit(applier, settings, slow, 50, "level_complete", elapsed_ms=60_000,
+                    completed_at=action_tokens.now_ms() - 59_000)
+    assert apply(applier, behind)["flagged"] is False
+    assert flags(db, slow) == []
+
+
+def test_completed_at_dated_ahead_through_the_api_is_still_too_fast(api):
+    p = Player(api)
+    action = p.start("level_complete")  # 5 s at the fastest
+    resp = p.submit(action, 50, wait=10, completed_at=action["issued_at"] + 20_000)  # within the 30 s skew
+    assert resp.status_code in (200, 202), resp.text
+    result = resp.json() if resp.status_code == 200 else wait_applied(p, resp.json()["job_id"])["result"]
+    assert result["state"] == "applied" and result["flagged"] is True
 
 
 def test_submission_rate_near_the_limit(applier, settings, db, r):

@@ -166,7 +166,7 @@ def test_a_revert_after_the_close_corrects_the_standings_and_stamps_revised_at(a
     admin, cheat, honest = make_user(db), make_user(db), make_user(db)
     applier.apply_batch(accept_at(applier, settings, honest, 5, at(1)).batch_id)
     applier.apply_batch(accept_at(applier, settings, cheat, 8, at(2), action_type="coin_pickup",
-                                  completed_after_ms=1).batch_id)  # too fast: flagged
+                                  elapsed_ms=1).batch_id)  # too fast: flagged
     close(applier, at(11))
     with db.cursor() as cur:
         cur.execute("SELECT id FROM score_flags WHERE user_id = %s", (cheat,))
@@ -338,7 +338,7 @@ def test_a_revert_of_an_older_final_period_shows_in_its_cached_pages(applier, mo
     admin, cheat, honest = make_user(db), make_user(db), make_user(db)
     applier.apply_batch(accept_at(applier, settings, honest, 5, at(1)).batch_id)
     applier.apply_batch(accept_at(applier, settings, cheat, 8, at(2), action_type="coin_pickup",
-                                  completed_after_ms=1).batch_id)  # too fast: flagged
+                                  elapsed_ms=1).batch_id)  # too fast: flagged
     close(applier, at(21))  # 0900 and 0910 close: Redis keeps 0910 alone
     assert not r.exists(applier.keys.board_ready("round", "20261130T0900Z"))
     reader = navigation.Reader(applier.engine, r, applier.scripts, applier.keys, navigation.Cursors("k"))

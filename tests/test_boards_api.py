@@ -81,6 +81,11 @@ def test_the_contracts_error_codes(api, db):
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_request")
     assert Player(api).http.post(f"{api}/api/admin/boards/daily/periods", json=season).status_code == 403
     assert requests.post(f"{api}/api/admin/boards/daily/periods", json=season).status_code == 401
+    # beyond the last date a date can hold: a bad shape (it was a 500), on any board
+    for board in ("daily", "nope"):
+        far = admin.http.post(f"{api}/api/admin/boards/{board}/periods",
+                              json={"key": "s1", "starts_at": 0, "ends_at": 2**53})
+        assert (far.status_code, far.json()["error"]["code"]) == (422, "invalid_request")
 
 
 def test_the_periods_list_is_empty_before_any_period_closed(api):

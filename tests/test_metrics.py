@@ -3,6 +3,7 @@ own metrics port, on a Redis index of their own. After a known sequence of reque
 jobs, /metrics reports the right counts, and one request id can be followed from the API
 into the job that applied it."""
 
+import ipaddress
 import time
 
 import orjson
@@ -200,14 +201,59 @@ def test_refusals_are_security_events_with_the_request_id(group):
         assert {"ts", "level", "logger", "message"} <= set(line)
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    raw = bytes.fromhex(address)
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # host order per word
+                    found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+def wait_listening(url: str, proc) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.alive():
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{proc.name} does not serve {url}:\n{proc.output()[-2000:]}")
+
+
+def assert_token_required(url: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret"}):
+        refused = requests.get(url, headers=headers)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_token", url
+        assert "scoreboard_" not in refused.text
+    ok = requests.get(url, headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200 and ok.headers["Content-Type"].startswith("text/plain"), url
+    assert "# TYPE" in ok.text
+
+
 def test_metrics_can_require_a_token(base_env, spare_redis_index):
+    """Every process's metrics, the web's, a worker's and the scheduler's, need the token when
+    METRICS_TOKEN is set; a worker's and the scheduler's listen on loopback unless told otherwise."""
     env = {**base_env, "REDIS_URL": spare_redis_index.url, "REDIS_PREFIX": "sbmetrics2:", "METRICS_TOKEN": "s3cret"}
+    ports = [processes.free_port(), processes.free_port()]
     web, base = processes.start_web(env, LOG_DIR, workers=1)
+    worker = processes.start_worker({**env, "METRICS_PORT": str(ports[0])}, LOG_DIR)
+    scheduler = processes.start_scheduler({**env, "METRICS_PORT": str(ports[1])}, LOG_DIR)
     try:
-        assert requests.get(f"{base}/metrics").status_code == 401
-        assert requests.get(f"{base}/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
-        ok = requests.get(f"{base}/metrics", headers={"Authorization": "Bearer s3cret"})
-        assert ok.status_code == 200 and "scoreboard_http_requests_total" in ok.text
-        assert ok.headers["Content-Type"].startswith("text/plain")
+        assert_token_required(f"{base}/metrics")
+        assert "scoreboard_http_requests_total" in requests.get(
+            f"{base}/metrics", headers={"Authorization": "Bearer s3cret"}).text
+        for port, proc in zip(ports, (worker, scheduler)):
+            url = f"http://127.0.0.1:{port}/metrics"
+            wait_listening(url, proc)
+            assert_token_required(url)
+            assert listening_addresses(port) == {"127.0.0.1"}, proc.name
     finally:
-        web.stop()
+        for proc in (web, worker, scheduler):
+            proc.stop()

@@ -79,7 +79,7 @@ def test_a_batch_committed_before_the_ban_cannot_bring_the_user_back(applier, mo
 def test_revert_takes_the_points_back_once(applier, moderator, settings, db, r):
     admin, uid = make_user(db), make_user(db)
     applier.apply_batch(submit(applier, settings, uid, 3).batch_id)
-    applier.apply_batch(submit(applier, settings, uid, 8, "coin_pickup", completed_after_ms=1).batch_id)
+    applier.apply_batch(submit(applier, settings, uid, 8, "coin_pickup", elapsed_ms=1).batch_id)
     with db.cursor() as cur:
         cur.execute("SELECT id FROM score_flags WHERE user_id = %s", (uid,))
         [(flag_id,)] = cur.fetchall()
@@ -98,7 +98,7 @@ def test_revert_takes_the_points_back_once(applier, moderator, settings, db, r):
 
 def test_revert_of_a_banned_users_flag_keeps_them_off_the_board(applier, moderator, settings, db, r):
     admin, uid = make_user(db), make_user(db)
-    applier.apply_batch(submit(applier, settings, uid, 8, "coin_pickup", completed_after_ms=1).batch_id)
+    applier.apply_batch(submit(applier, settings, uid, 8, "coin_pickup", elapsed_ms=1).batch_id)
     moderator.ban(uid, admin)
     with db.cursor() as cur:
         cur.execute("SELECT id FROM score_flags WHERE user_id = %s", (uid,))

@@ -22,6 +22,7 @@ from tests.gateway import Gateway
 from tests.own_servers import OwnPostgres, OwnRedis
 from tests.sse import Stream
 from tests.streams import stream_environment
+from tests.test_gateway import FromAddress
 
 
 def personal_jobs(events) -> set[str]:
@@ -76,6 +77,10 @@ def test_submissions_reach_viewers_everywhere_and_survive_instance_deaths(topolo
     if job not in personal_jobs(own.seen):
         own.until(lambda e: e.event == "score" and e.json()["job_id"] == job)
 
+    # from here on each player is a client of its own address, as players are: the gateway
+    # limits the request rate per address
+    for number, p in enumerate(players):
+        p.http.mount("http://", FromAddress(f"127.0.1.{number + 1}"))
     accepted: dict[int, set[str]] = {p.id: {job} if p is players[0] else set() for p in players}
     tokens: set[str] = set()  # answered 202
     attempted: set[str] = set()  # every token posted, answered or not

@@ -17,6 +17,7 @@ from scoreboard.settings import Settings, SettingsError
 from tests import processes, state
 from tests.client import Player
 from tests.conftest import LOG_DIR
+from tests.raw_http import assert_refusal, exchange
 
 ORIGIN = "https://play.example"
 STRICT = {
@@ -154,6 +155,53 @@ def test_routing_errors_in_the_contract_shape(method, path, status, code, api):
         assert resp.headers["Allow"]
 
 
+SERVER_REFUSALS = {
+    "request line over 4094 bytes": (b"GET /api/scoreboard?x=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "a header over 8190 bytes": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    "over 100 headers": (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n",
+                         431),
+    "not HTTP at all": (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    "a bad header name": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),
+    "an unknown HTTP version": (b"GET /healthz HTTP/7.1\r\nHost: x\r\n\r\n", 400),
+    "an unknown transfer coding": (b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\n"
+                                   b"Transfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n", 501),
+}
+
+
+@pytest.mark.parametrize("case", list(SERVER_REFUSALS))
+def test_what_gunicorn_refuses_itself_is_in_the_contract_shape(case, api):
+    """Requests gunicorn answers before the app sees them: JSON in the contract's shape,
+    never its HTML page."""
+    data, status = SERVER_REFUSALS[case]
+    resp_status, headers, body = exchange(api, data)
+    assert_refusal(resp_status, headers, body, status)
+    assert headers["x-content-type-options"] == "nosniff" and headers["connection"] == "close"
+
+
+def test_undeclared_query_parameters_are_refused_on_every_documented_operation(api, db, r, settings):
+    """Every operation of the OpenAPI document, with or without a query schema, refuses a
+    query parameter it does not declare: 422 with the name, and nothing changes."""
+    admin = Player(api)
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET is_admin = true WHERE id = %s", (admin.id,))
+    spec = requests.get(f"{api}/api/openapi.json").json()
+    before = state.snapshot(db, r, settings.redis_prefix)
+    operations = [(method, path) for path, item in spec["paths"].items() for method in item if method != "parameters"]
+    assert len(operations) >= 18
+    for method, path in operations:
+        url = api + re.sub(r"\{[^}]+\}", "1", path)
+        resp = admin.http.request(method, f"{url}?surprise=1", json={}, timeout=10)
+        assert_error(resp, 422, "invalid_request")
+        assert resp.json()["error"]["fields"] == {"surprise": ["Unknown field."]}, (method, path)
+    # beside declared ones, and on the board's cached fast path
+    for url in ("/api/scoreboard?limit=5&surprise=1", "/api/scoreboard?surprise=", "/api/admin/flags?limit=5&x=1"):
+        resp = admin.http.get(api + url)
+        assert_error(resp, 422, "invalid_request")
+    assert state.snapshot(db, r, settings.redis_prefix) == before
+    assert requests.get(f"{api}/api/scoreboard?limit=5").status_code == 200
+    assert admin.http.get(f"{api}/api/admin/flags?limit=5&state=open").status_code == 200
+
+
 def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
@@ -178,6 +226,49 @@ def test_jwts_with_another_algorithm_or_a_tampered_payload_are_refused(api, sett
                              headers={"Authorization": f"Bearer {forged}"})
         assert resp.status_code == 401, name
     assert requests.get(f"{api}/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_jwts_signed_with_the_real_key_but_missing_what_the_service_relies_on_are_refused(api, settings):
+    """A token without ``exp`` would never expire; one whose subject is not a user id made a
+    view fail. Both, and their kin, are 401 ``invalid_token`` on the API and the stream."""
+    p = Player(api)
+    access = pyjwt.decode(p.tokens["access_token"], options={"verify_signature": False})
+    refresh = pyjwt.decode(p.tokens["refresh_token"], options={"verify_signature": False})
+
+    def without(claims, name):
+        return {k: v for k, v in claims.items() if k != name}
+
+    def signed(claims):
+        return pyjwt.encode(claims, settings.jwt_secret_key, algorithm="HS256")
+
+    cases = {
+        "no exp": without(access, "exp"),
+        "exp not a number": {**access, "exp": "tomorrow"},
+        "subject not a number": {**access, "sub": "admin"},
+        "subject with an underscore": {**access, "sub": f"{p.id}_0"},
+        "subject in another script's digits": {**access, "sub": "\u0661"},
+        "subject with a space": {**access, "sub": f" {p.id}"},
+        "subject zero": {**access, "sub": "0"},
+        "subject beyond a bigint": {**access, "sub": str(2**63)},
+        "subject as a JSON number": {**access, "sub": p.id},
+        "no subject": without(access, "sub"),
+        "no jti": without(access, "jti"),
+        "sid not a string": {**access, "sid": {"a": 1}},
+    }
+    me, stream = f"{api}/api/users/me", f"{api}/api/scoreboard/stream"
+    for name, claims in cases.items():
+        bearer = {"Authorization": f"Bearer {signed(claims)}"}
+        assert_error(requests.get(me, headers=bearer), 401, "invalid_token")
+        assert requests.post(f"{api}/api/actions", json={"action_type": "tap"}, headers=bearer).status_code == 401, name
+        resp = requests.get(stream, headers=bearer, timeout=10, stream=True)
+        assert (resp.status_code, resp.json()["error"]["code"]) == (401, "invalid_token"), name
+    for name in ("exp", "sub", "jti"):
+        resp = requests.post(f"{api}/api/auth/refresh", headers={"Authorization": f"Bearer {signed(without(refresh, name))}"})
+        assert_error(resp, 401, "invalid_token")
+    # the genuine tokens still work
+    assert p.http.get(me).status_code == 200
+    assert p.http.post(f"{api}/api/auth/refresh", headers={"Authorization": f"Bearer {p.tokens['refresh_token']}"}
+                       ).status_code == 200
 
 
 PROD = {"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x", "SCOREBOARD_ENV": "production"}

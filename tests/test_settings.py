@@ -56,7 +56,9 @@ def test_variables_land_in_their_groups():
 
 @pytest.mark.parametrize("name, value", [("BATCH_MAX", "0"), ("STREAM_RETRY_MS", "x"), ("RATELIMIT_ENABLED", "maybe"),
                                          ("SCOREBOARD_ENV", "staging"), ("REDIS_SENTINELS", "sentinel-without-port"),
-                                         ("REDIS_MIN_REPLICA_ACKS", "-1"), ("REDIS_URL", "http://h:6379")])
+                                         ("REDIS_MIN_REPLICA_ACKS", "-1"), ("REDIS_URL", "http://h:6379"),
+                                         ("REQUEST_BODY_TIMEOUT", "0"), ("REQUEST_BODY_TIMEOUT", "nan"),
+                                         ("REQUEST_BODY_TIMEOUT", "-1")])
 def test_a_bad_value_is_a_clear_error(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({**BASE, name: value})
@@ -84,3 +86,18 @@ def test_a_libpq_multi_host_url_reaches_sqlalchemy_with_every_host():
 
     args = make_url(settings.database_url).get_dialect()().create_connect_args(make_url(settings.database_url))[1]
     assert args["host"] == "db1,db2" and args["port"] == "5432,5433" and args["target_session_attrs"] == "read-write"
+
+
+def test_worker_metrics_stay_on_loopback_unless_a_token_guards_them():
+    assert Settings.from_env({**BASE, "METRICS_PORT": "9100"}).metrics.host == "127.0.0.1"
+    with pytest.raises(SettingsError, match="METRICS_TOKEN"):
+        Settings.from_env({**BASE, "METRICS_PORT": "9100", "METRICS_HOST": "0.0.0.0"})
+    with pytest.raises(SettingsError, match="METRICS_TOKEN"):
+        Settings.from_env({**BASE, "METRICS_PORT": "9100", "METRICS_HOST": "metrics.internal"})
+    guarded = Settings.from_env({**BASE, "METRICS_PORT": "9100", "METRICS_HOST": "0.0.0.0", "METRICS_TOKEN": "t"})
+    assert (guarded.metrics.host, guarded.metrics.token) == ("0.0.0.0", "t")
+    for host in ("::1", "127.0.0.2", "localhost"):
+        assert Settings.from_env({**BASE, "METRICS_PORT": "9100", "METRICS_HOST": host}).metrics.host == host
+    # outside production (make run, tests) any address goes, as before
+    assert Settings.from_env({**BASE, "SCOREBOARD_ENV": "development", "METRICS_PORT": "9100",
+                              "METRICS_HOST": "0.0.0.0"}).metrics.host == "0.0.0.0"

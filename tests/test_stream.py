@@ -97,6 +97,16 @@ def test_refused_with_a_token_that_is_not_valid(live, stream_server, settings):
     assert s.status == 401 and s.body["error"]["code"] == "token_revoked"
 
 
+def test_undeclared_query_parameters_are_refused(live, stream_server):
+    p = Player(live)
+    for base in (stream_server.base, live):
+        resp = requests.get(f"{base}/api/scoreboard/stream?surprise=1&last_event_id=1", timeout=10,
+                            headers={"Authorization": f"Bearer {p.tokens['access_token']}"})
+        assert resp.status_code == 422, base
+        assert resp.json()["error"] == {"code": "invalid_request", "message": "The query does not match the schema.",
+                                        "fields": {"surprise": ["Unknown field."]}}
+
+
 def test_the_api_process_serves_the_stream_too(live):
     p = Player(live)
     p.earn(4)

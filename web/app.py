@@ -15,7 +15,7 @@ from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from scoreboard.navigation import Cursors
 from scoreboard.submissions import Submissions
-from web import errors, identity, metrics, request_ids, security
+from web import bodies, errors, identity, metrics, openapi, query_params, request_ids, security
 from web.board.cached import CachedBoard
 from web.extensions import NoCookieSession, api, jwt, limit_reset_in, limiter
 from web.scrape import ScrapeCollector
@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> Flask:
     identity.install(jwt)
     limiter.init_app(app)
     api.init_app(app)
-    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    openapi.install(api, tuple(settings.actions.by_name))
     errors.install(app, unavailable=(OperationalError, DisconnectionError), retry_after=limit_reset_in)
     instrument_pool(engine)
     metrics.install(app, settings, ScrapeCollector(redis, keys, (settings.batching.queue, settings.batching.maintenance_queue)))
@@ -96,8 +96,12 @@ def create_app(settings: Settings) -> Flask:
     init_stream(app, settings)
     document(api.spec, app)
     app.register_blueprint(page_blp)
+    described = api.spec.to_dict()
+    query_params.install(app, query_params.declared(described["paths"], app,
+                                                    described["components"].get("securitySchemes", {})))
 
     request_ids.install(app)
+    bodies.install(app, settings)  # after the request id, so its log lines carry it
     app.wsgi_app = CachedBoard(app.wsgi_app, app.extensions["scoreboard"], security.common_headers(settings))
 
     security.trust_proxies(app, settings)

@@ -41,6 +41,8 @@ STATUS = {
     "unknown_period": 404,
     "invalid_cursor": 400,
     "unavailable": 503,
+    "malformed_request": 400,
+    "client_disconnected": 400,  # nobody reads it: the client is gone (web.bodies)
 }
 
 # Code of each HTTP error raised outside the domain (routing, parsing, limits).
@@ -50,6 +52,7 @@ HTTP_CODES = {
     403: ("forbidden", "You may not do this."),
     404: ("not_found", "There is nothing here."),
     405: ("method_not_allowed", "This method is not allowed here."),
+    408: ("request_timeout", "The request body took too long to arrive."),
     413: ("payload_too_large", "The request body is too large."),
     415: ("unsupported_media_type", "Send the body as application/json."),
     422: ("invalid_request", "The request body does not match the schema."),

@@ -29,7 +29,11 @@ def rate_limit_key() -> str:
 
 class JsonOnlyParser(FlaskParser):
     """Bodies must be JSON: anything else is 415, not a misleading schema error; JSON nested
-    deeper than Python's parser can recurse is malformed (400), not a crash."""
+    deeper than Python's parser can recurse is malformed (400), not a crash. A query is
+    held to its schema's ``unknown`` like a body (``Strict``: an unknown name is 422), where
+    webargs would drop unknown query names by default."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
 
     def _raw_load_json(self, req):
         try:
@@ -89,3 +93,11 @@ class Blueprint(SmorestBlueprint):
     """A flask-smorest blueprint whose JSON bodies go through ``JsonOnlyParser``."""
 
     ARGUMENTS_PARSER = JsonOnlyParser()
+
+    def errors(self, *codes: int):
+        """Decorator: document each of these statuses as an answer in the contract's error shape."""
+        def decorate(view):
+            for code in codes:
+                view = self.alt_response(code, schema=schemas.ErrorSchema)(view)
+            return view
+        return decorate

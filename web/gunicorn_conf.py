@@ -16,7 +16,15 @@ workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
 timeout = int(os.environ.get("WORKER_TIMEOUT", "30"))
+# Slow clients: a gevent worker reads each request's line and headers under a Timeout of
+# `keepalive` seconds (so it must stay above 0), and the app reads the body within
+# REQUEST_BODY_TIMEOUT (web/bodies.py); `timeout` is only the workers' heartbeat here.
 keepalive = 5
+# What gunicorn refuses by itself, before the app (in JSON: web/gunicorn_errors.py): a
+# request line over 4094 bytes (414), over 100 headers or one over 8190 bytes (431).
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 preload_app = False  # the app must be imported after gevent has patched the worker
 accesslog = os.environ.get("ACCESS_LOG") or None  # web.access_log.AccessLogger honours it
 errorlog = "-"
@@ -69,10 +77,15 @@ def _check_or_exit(*options: str) -> None:
 
 
 def post_fork(server, worker):
-    """psycopg2 would block the whole gevent loop without this, in each worker."""
+    """In each worker: psycopg2 would block the whole gevent loop without psycogreen; the
+    requests gunicorn refuses itself (414, 431, a malformed request) are answered in the
+    contract's JSON error shape instead of HTML (web/gunicorn_errors.py)."""
     from psycogreen.gevent import patch_psycopg
 
+    from web import gunicorn_errors
+
     patch_psycopg()
+    gunicorn_errors.install()
 
 
 def post_worker_init(worker):

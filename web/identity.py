@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from flask import g
-from flask_jwt_extended import get_jwt
+from flask_jwt_extended import get_jwt, jwt_required
 from structlog.contextvars import bind_contextvars
 
 from web.errors import error_response
+from web.openapi import BEARER, REFRESH, documented_security
 from web.services import services
 
 
 def current_user_id() -> int:
     return int(get_jwt()["sub"])
+
+
+def token_required(refresh: bool = False):
+    """``flask_jwt_extended.jwt_required``, declared as the operation's security
+    requirement in the OpenAPI document too.
+
+    Args:
+        refresh: the view takes a refresh token instead of an access token.
+    """
+
+    def decorate(view):
+        return documented_security(jwt_required(refresh=refresh)(view), REFRESH if refresh else BEARER)
+
+    return decorate
 
 
 def install(jwt) -> None:

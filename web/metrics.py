@@ -9,7 +9,6 @@ last maintenance runs) are read from Redis at scrape time by the API's
 
 from __future__ import annotations
 
-import hmac
 import os
 import time
 
@@ -24,6 +23,7 @@ from scoreboard.settings import Settings
 from web.errors import error_response
 
 SUBMIT_ENDPOINT = "scores.submit"
+CLIENT_GONE = "client_disconnected"  # web.bodies: no answer reached anyone
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 # Error codes that are security events: refused credentials, tokens and permissions.
 SECURITY_CODES = {
@@ -67,11 +67,8 @@ def install(app: Flask, settings: Settings, collector: Collector | None = None) 
         return response
 
     def metrics_view():
-        token = settings.metrics.token
-        if token:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return error_response(401, "invalid_token", "Scraping needs the metrics bearer token.")
+        if not metrics.scrape_allowed(request.headers.get("Authorization"), settings.metrics.token):
+            return error_response(401, "invalid_token", metrics.TOKEN_REFUSED_MESSAGE)
         return Response(exposition(collector), mimetype=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])
@@ -85,8 +82,11 @@ def observe(response: Response) -> None:
     route = rule.rule if rule is not None else "unmatched"
     method = request.method if request.method in METHODS else "other"
     status = response.status_code
-    count_request(method, route, status, elapsed)
     code = g.get("error_code")
+    if code == CLIENT_GONE:
+        metrics.HTTP_CLIENT_DISCONNECTS.labels(method, route).inc()
+        return
+    count_request(method, route, status, elapsed)
     if request.endpoint == SUBMIT_ENDPOINT:
         if status in (200, 202):
             metrics.SUBMISSIONS_ACCEPTED.inc()

@@ -40,6 +40,16 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
+# ``storable`` as the OpenAPI document states it on every text of a request schema
+# (web.openapi), in two patterns: no NUL character; no unpaired surrogate (a pair is one
+# character to Python and to an ECMA engine in Unicode mode, and matches the second
+# alternative in an engine that reads UTF-16 code units). Engines that cannot hold a
+# surrogate at all (Rust's) drop the second and keep the first.
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+NO_LONE_SURROGATE_PATTERN = r"^(?:[^\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$"
+STORABLE_TEXT = {"pattern": NO_NUL_PATTERN, "allOf": [{"pattern": NO_LONE_SURROGATE_PATTERN}]}
+
+
 def storable(text: str) -> bool:
     """Whether PostgreSQL (and UTF-8) can hold ``text``: no NUL character, and no unpaired
     surrogate (JSON's ``"\\ud800"`` escape decodes to one)."""
@@ -152,8 +162,14 @@ class ActionTypeList(ma.Schema):
     action_types = fields.List(fields.Nested(ActionTypeSchema))
 
 
+class ActionTypeName(fields.String):
+    """The name of an action type. Any text passes the schema (an unknown name is 422
+    ``unknown_action_type``, as the contract says); the OpenAPI document lists the
+    configured names as its ``enum`` (web.openapi)."""
+
+
 class ActionRequest(Strict):
-    action_type = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    action_type = ActionTypeName(required=True, validate=validate.Length(min=1, max=64))
 
 
 class ActionTokenSchema(ma.Schema):
@@ -433,9 +449,11 @@ class PeriodList(ma.Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+# The last millisecond a date can hold (9999-12-31T23:59:59.999Z): later ones were a 500.
+UNIX_MS = validate.Range(min=0, max=253402300799999)
+
+
 class SeasonRequest(Strict):
     key = fields.String(required=True, validate=FullMatch(r"^[a-z0-9][a-z0-9-]{0,31}$"))
-    starts_at = StrictInteger(required=True, validate=validate.Range(min=0, max=2**53),
-                              metadata={"description": "unix ms"})
-    ends_at = StrictInteger(required=True, validate=validate.Range(min=0, max=2**53),
-                            metadata={"description": "unix ms"})
+    starts_at = StrictInteger(required=True, validate=UNIX_MS, metadata={"description": "unix ms"})
+    ends_at = StrictInteger(required=True, validate=UNIX_MS, metadata={"description": "unix ms"})

@@ -1,4 +1,4 @@
-"""Security headers on every response, CORS for the browser clients, the chunked-body limit.
+"""Security headers on every response, CORS for the browser clients.
 
 - JSON and every other non-HTML answer: ``Content-Security-Policy: default-src 'none'``
   (nothing in it may load or run anything), ``frame-ancestors 'none'``.
@@ -9,8 +9,6 @@
   no-referrer``, ``Cross-Origin-Opener-Policy: same-origin`` everywhere, and
   ``Cache-Control: no-store`` unless the view set its own;
   ``Strict-Transport-Security`` when ``HSTS_MAX_AGE`` > 0 (the production default).
-- A chunked request body over ``MAX_CONTENT_LENGTH`` is refused with 413, like one
-  whose ``Content-Length`` says so.
 - CORS on ``/api/`` for the origins in ``CORS_ORIGINS`` only (exact match, or ``*``);
   no credentials: the API takes Bearer tokens, not cookies. flask-cors does it.
 
@@ -30,10 +28,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import re
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -131,37 +128,8 @@ def _cors(app: Flask, origins: tuple[str, ...]) -> None:
     )
 
 
-def _limit_chunked_body() -> None:
-    """Make a chunked body over ``MAX_CONTENT_LENGTH`` a 413, like one whose
-    ``Content-Length`` says so.
-
-    Werkzeug checks ``Content-Length`` itself, but a chunked body has none: it would read
-    such a body only up to the limit and silently drop the rest (a truncated body that
-    may even parse). So the body is read here, one byte past the limit at most, and handed
-    on with its length; an oversized one then fails when the view reads it, in the
-    contract's order of checks (JWT and rate limit first).
-    """
-    limit = request.max_content_length
-    environ = request.environ
-    if limit is None or environ.get("CONTENT_LENGTH"):
-        return
-    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return
-    raw = environ["wsgi.input"]
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = raw.read(min(65536, limit + 1 - len(body)))
-        if not chunk:
-            break
-        body += chunk
-    environ["wsgi.input"] = io.BytesIO(bytes(body))
-    environ["CONTENT_LENGTH"] = str(len(body))
-    del environ["HTTP_TRANSFER_ENCODING"]  # de-chunked now: werkzeug ignores a length beside "chunked"
-
-
 def install(app: Flask, settings: Settings) -> None:
-    """Add the headers and CORS to every response of ``app``, and the chunked-body limit."""
-    app.before_request(_limit_chunked_body)
+    """Add the headers and CORS to every response of ``app``."""
     install_headers(app, settings)
     if settings.http.cors_origins:
         _cors(app, settings.http.cors_origins)

@@ -159,7 +159,7 @@ def main() -> int:
         print(f"worker: cannot start: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, "worker")
-    metrics.serve(settings.metrics.port, settings.metrics.host)
+    metrics.serve(settings.metrics.port, settings.metrics.host, settings.metrics.token)
     worker, _ = build(settings)
     logging.getLogger(__name__).info("worker starting", extra={"queues": worker.queue_names()})
     worker.work(with_scheduler=True, logging_level=settings.log_level)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask_jwt_extended import jwt_required
 
 from scoreboard import action_tokens, metrics
 from scoreboard.errors import MESSAGES, Refused
 from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
-from web.identity import current_user_id
+from web.identity import current_user_id, token_required
 from web.responses import json_response
 from web.services import services
 
@@ -25,7 +24,7 @@ def list_action_types():
 
 
 @blp.route("/actions", methods=["POST"])
-@jwt_required()
+@token_required()
 @limiter.limit(lambda: services().settings.limits.actions)
 @refuse_banned
 @blp.arguments(schemas.ActionRequest())

@@ -16,6 +16,7 @@ from web import schemas
 from web.admin.auth import admin_required, set_session_cookies
 from web.admin.failed_jobs import failed_apply_jobs
 from web.extensions import Blueprint
+from web.openapi import links, operation
 from web.responses import json_response
 from web.services import services
 
@@ -31,19 +32,13 @@ def moderator() -> Moderator:
     return Moderator(s.engine, s.redis, s.scripts, s.keys, s.settings.batching.result_ttl, s.settings.board_cache_ttl)
 
 
-def _errors(*codes: int):
-    def decorate(view):
-        for code in codes:
-            view = blp.alt_response(code, schema=schemas.ErrorSchema)(view)
-        return view
-    return decorate
-
-
 @blp.route("/flags", methods=["GET"])
 @admin_required
 @blp.arguments(schemas.FlagQuery(), location="query")
 @blp.response(200, schemas.FlagList)
-@_errors(401, 403, 422)
+@blp.errors(401, 403, 422)
+@links(200, resolve={"operationRef": operation("/api/admin/flags/{flag_id}/resolve", "post"),
+                     "parameters": {"flag_id": "$response.body#/flags/0/id"}, "description": "decide the newest flag"})
 def list_flags(query):
     """Flagged submissions, newest first; filter by state, rule, user; page with ``before``."""
     page = flags.list_flags(services().reads, state=query.get("state"), rule=query.get("rule"),
@@ -55,7 +50,7 @@ def list_flags(query):
 @admin_required
 @blp.arguments(schemas.ResolveRequest())
 @blp.response(200, schemas.Resolved)
-@_errors(401, 403, 404, 422)
+@blp.errors(401, 403, 404, 422)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="flag_resolved: the flag was already decided")
 def resolve_flag(body, flag_id):
     """Approve a flagged submission, or revert it: its points are taken back in one
@@ -68,7 +63,7 @@ def resolve_flag(body, flag_id):
 @admin_required
 @blp.arguments(schemas.UserQuery(), location="query")
 @blp.response(200, schemas.UserList)
-@_errors(401, 403, 422)
+@blp.errors(401, 403, 422)
 def list_users(query):
     """Users newest first; filter by a part of the name and by ban; page with ``before``."""
     page = accounts.list_users(services().reads, search=query.get("search"), banned=query.get("banned"),
@@ -80,7 +75,7 @@ def list_users(query):
 @admin_required
 @blp.arguments(schemas.FailedJobQuery(), location="query")
 @blp.response(200, schemas.FailedJobList)
-@_errors(401, 403, 422)
+@blp.errors(401, 403, 422)
 def list_failed_jobs(query):
     """Failed apply jobs, newest first, each with the submissions of its batch and their
     players; requeue them in the RQ dashboard (``dashboard_url``)."""
@@ -92,8 +87,10 @@ def list_failed_jobs(query):
 @blp.route(f"/users/<{_ID}:user_id>/ban", methods=["POST"])
 @admin_required
 @blp.response(200, schemas.Moderated)
-@_errors(401, 403, 404)
+@blp.errors(401, 403, 404)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="cannot_ban_self")
+@links(200, unban={"operationRef": operation("/api/admin/users/{user_id}/unban", "post"),
+                   "parameters": {"user_id": "$response.body#/user_id"}, "description": "lift the ban"})
 def ban_user(user_id):
     """Ban a user: off the board at once, their action tokens, submissions, new streams and
     refreshes refused with 403 ``user_banned``, their open streams ended (``event:
@@ -105,7 +102,9 @@ def ban_user(user_id):
 @blp.route(f"/users/<{_ID}:user_id>/unban", methods=["POST"])
 @admin_required
 @blp.response(200, schemas.Moderated)
-@_errors(401, 403, 404)
+@blp.errors(401, 403, 404)
+@links(200, ban={"operationRef": operation("/api/admin/users/{user_id}/ban", "post"),
+                 "parameters": {"user_id": "$response.body#/user_id"}, "description": "ban again"})
 def unban_user(user_id):
     """Lift a ban: the user is back on the board with their score. Idempotent."""
     decision = moderator().unban(user_id, g.admin_id)
@@ -115,7 +114,7 @@ def unban_user(user_id):
 @blp.route("/session", methods=["POST"])
 @admin_required
 @blp.response(200, schemas.AdminSession)
-@_errors(401, 403)
+@blp.errors(401, 403)
 def open_dashboard_session():
     """Open the RQ dashboard in a browser: sets an HttpOnly session cookie (path ``/admin/``)
     holding a new refresh token of this login session, and the ``_csrf_token`` cookie. The

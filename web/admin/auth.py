@@ -30,6 +30,7 @@ from flask_jwt_extended.internal_utils import verify_token_not_blocklisted, veri
 from sqlalchemy import text
 
 from scoreboard.errors import Refused
+from web.openapi import documented_security
 from web.services import services
 
 SESSION_COOKIE = "sb_admin_session"
@@ -56,7 +57,8 @@ def require_admin(user_id: int) -> int:
 
 
 def admin_required(view):
-    """Decorator: a valid access token (else 401 with the contract's token codes) of an admin (else 403)."""
+    """Decorator: a valid access token (else 401 with the contract's token codes) of an admin
+    (else 403); declared as the operation's security requirement in the OpenAPI document."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -64,7 +66,7 @@ def admin_required(view):
         require_admin(int(get_jwt()["sub"]))
         return view(*args, **kwargs)
 
-    return wrapper
+    return documented_security(wrapper)
 
 
 def csrf_token(claims: dict) -> str:

@@ -9,7 +9,6 @@ from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
     get_jwt,
-    jwt_required,
 )
 
 from scoreboard import accounts, navigation, ranking
@@ -19,7 +18,8 @@ from scoreboard.errors import Refused
 from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
-from web.identity import current_user_id
+from web.identity import current_user_id, token_required
+from web.openapi import links, operation
 from web.responses import json_response
 from web.services import services
 
@@ -35,6 +35,10 @@ def _limit(name: str):
 @blp.arguments(schemas.Credentials())
 @blp.response(201, schemas.UserCreated)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="username_taken")
+@links(201, login={"operationRef": operation("/api/auth/login", "post"), "description": "log in as the new user",
+                   "requestBody": {"username": "$request.body#/username", "password": "$request.body#/password"}},
+       ban={"operationRef": operation("/api/admin/users/{user_id}/ban", "post"), "description": "(admins)",
+            "parameters": {"user_id": "$response.body#/id"}})
 def register(body):
     """Create an account."""
     s = services()
@@ -72,7 +76,7 @@ def login(body):
 
 
 @blp.route("/auth/refresh", methods=["POST"])
-@jwt_required(refresh=True)
+@token_required(refresh=True)
 @refuse_banned
 @blp.response(200, schemas.AccessToken)
 @blp.alt_response(401, schema=schemas.ErrorSchema)
@@ -85,7 +89,7 @@ def refresh():
 
 
 @blp.route("/auth/logout", methods=["POST"])
-@jwt_required()
+@token_required()
 @blp.response(200, schemas.Revoked)
 @blp.alt_response(401, schema=schemas.ErrorSchema)
 def logout():
@@ -104,7 +108,7 @@ def logout():
 
 
 @blp.route("/users/me", methods=["GET"])
-@jwt_required()
+@token_required()
 @blp.response(200, schemas.Me)
 @blp.alt_response(401, schema=schemas.ErrorSchema)
 def me():

@@ -6,15 +6,13 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from flask_jwt_extended import jwt_required
-
 from scoreboard import accounts, navigation
 from scoreboard.errors import Refused
 from scoreboard.periods import Calendar, utc_ms
 from web import schemas
 from web.admin.auth import admin_required
 from web.extensions import Blueprint
-from web.identity import current_user_id
+from web.identity import current_user_id, token_required
 from web.responses import json_response
 from web.services import services
 
@@ -44,14 +42,6 @@ def _version() -> int:
     return int(services().redis.get(services().keys.board_version) or 0)
 
 
-def _errors(*codes: int):
-    def decorate(view):
-        for code in codes:
-            view = blp.alt_response(code, schema=schemas.ErrorSchema)(view)
-        return view
-    return decorate
-
-
 @blp.route("/boards", methods=["GET"])
 @blp.response(200, schemas.BoardList)
 def boards():
@@ -62,7 +52,7 @@ def boards():
 @blp.route(f"/boards/<{_BOARD}>", methods=["GET"])
 @blp.arguments(schemas.BoardPageQuery(), location="query")
 @blp.response(200, schemas.BoardPage)
-@_errors(400, 404, 422, 503)
+@blp.errors(400, 404, 422, 503)
 def board_page(query, board):
     """A page of a board period (the open one, else the last closed): competition ranks,
     equal scores by who reached them first in the period; ``next_cursor`` continues it."""
@@ -76,10 +66,10 @@ def board_page(query, board):
 
 
 @blp.route(f"/boards/<{_BOARD}>/around/me", methods=["GET"])
-@jwt_required()
+@token_required()
 @blp.arguments(schemas.AroundQuery(), location="query")
 @blp.response(200, schemas.AroundMe)
-@_errors(401, 404, 422, 503)
+@blp.errors(401, 404, 422, 503)
 def around_me(query, board):
     """The caller's entry with the entries just above and below it, ``limit`` in all."""
     view = navigation.resolve(services().reads.engine(), _calendar(), board, query.get("period"), _now())
@@ -93,7 +83,7 @@ def around_me(query, board):
 @blp.route(f"/boards/<{_BOARD}>/users/<{_ID}:user_id>", methods=["GET"])
 @blp.arguments(schemas.PeriodQuery(), location="query")
 @blp.response(200, schemas.UserOnBoard)
-@_errors(404, 422, 503)
+@blp.errors(404, 422, 503)
 def user_on_board(query, board, user_id):
     """One user's rank, score and percentile on a board period (rank null when not on it)."""
     s = services()
@@ -110,7 +100,7 @@ def user_on_board(query, board, user_id):
 @blp.route(f"/boards/<{_BOARD}>/periods", methods=["GET"])
 @blp.arguments(schemas.PeriodsQuery(), location="query")
 @blp.response(200, schemas.PeriodList)
-@_errors(404, 422)
+@blp.errors(404, 422)
 def periods(query, board):
     """The board's closed periods, newest first, each with its winner."""
     cursor = int(query["cursor"]) if query.get("cursor") else None
@@ -122,7 +112,7 @@ def periods(query, board):
 @admin_required
 @blp.arguments(schemas.SeasonRequest())
 @blp.response(201, schemas.PeriodSpan)
-@_errors(401, 403, 404, 422)
+@blp.errors(401, 403, 404, 422)
 @blp.alt_response(409, schema=schemas.ErrorSchema, description="period_overlap")
 def add_season(body, board):
     """Open a season on a season board (admins): no overlap with another season, no end in the past."""

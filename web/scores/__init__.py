@@ -7,14 +7,14 @@ import re
 
 import redis
 from flask import g, request
-from flask_jwt_extended import jwt_required
 
 from scoreboard import action_tokens, jobspec, metrics
 from scoreboard.errors import MESSAGES, Refused
 from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
-from web.identity import current_user_id
+from web.identity import current_user_id, token_required
+from web.openapi import links, operation
 from web.responses import json_response
 from web.services import services
 from workers.enqueue import enqueue_apply
@@ -23,6 +23,8 @@ blp = Blueprint("scores", __name__, url_prefix="/api/score", description="Score 
 
 log = logging.getLogger(__name__)
 
+JOB_STATUS = {"operationRef": operation("/api/score/jobs/{job_id}", "get"),
+              "parameters": {"job_id": "$response.body#/job_id"}, "description": "the submission's state"}
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -35,7 +37,7 @@ def prefer_wait(header: str | None, maximum: float) -> float:
 
 
 @blp.route("/update", methods=["POST"])
-@jwt_required()
+@token_required()
 @limiter.limit(lambda: services().settings.limits.submit)
 @refuse_banned
 @blp.arguments(schemas.SubmissionRequest())
@@ -55,6 +57,8 @@ def prefer_wait(header: str | None, maximum: float) -> float:
         "primary is lost before it is copied: look it up before submitting again."
     ),
 )
+@links(202, job=JOB_STATUS)
+@links(200, job=JOB_STATUS)
 def submit(body):
     """Submit the signed result of an action."""
     s = services()
@@ -97,7 +101,7 @@ def submit(body):
 
 
 @blp.route("/jobs/<string:job_id>", methods=["GET"])
-@jwt_required()
+@token_required()
 @blp.response(200, schemas.JobStatus)
 @blp.alt_response(401, schema=schemas.ErrorSchema)
 @blp.alt_response(404, schema=schemas.ErrorSchema, description="no such job of yours")

@@ -14,7 +14,7 @@ from flask import Flask
 from scoreboard.redis_client import Keys, make_pool
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
-from web import errors, metrics, security
+from web import errors, metrics, query_params, security
 from web.responses import json_response
 from web.stream import lifecycle
 from web.stream.hub import Hub
@@ -50,6 +50,8 @@ def create_stream_app(settings: Settings) -> Flask:
     hub = init_stream(app, settings)
     errors.install(app)
     metrics.install(app, settings)  # GET /metrics
+    query_params.install(app, query_params.declared({_stream_rule(app).rule: OPENAPI_OPERATION}, app,
+                                                    SECURITY_SCHEMES))
 
     @app.get("/healthz")
     def healthz():
@@ -79,9 +81,62 @@ def create_stream_app(settings: Settings) -> Flask:
 
 def document(spec, app: Flask) -> None:
     """Add the stream to the API's OpenAPI document (flask-smorest's spec)."""
-    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "stream.stream")
-    spec.path(rule=rule, operations=OPENAPI_OPERATION)
+    for name, scheme in SECURITY_SCHEMES.items():
+        spec.components.security_scheme(name, scheme)
+    spec.path(rule=_stream_rule(app), operations=OPENAPI_OPERATION)
 
+
+def _stream_rule(app: Flask):
+    return next(r for r in app.url_map.iter_rules() if r.endpoint == "stream.stream")
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _event(name: str, data: str, event_id: dict | None = None, data_schema: str | None = None) -> dict:
+    """One kind of event as a parsed event stream holds it: ``event``, ``data`` (one JSON
+    text, ``data_schema`` when given), ``id`` (the last one sent, when there was one) and
+    ``retry``."""
+    properties = {
+        "event": {"type": "string", "enum": [name]},
+        "data": {"type": "string", "description": data, "pattern": "^\\{.*\\}$"},
+        "id": event_id or {"type": "string", "pattern": "^[0-9]+(-[0-9]+)?$",
+                           "description": "the id of the last event sent with one"},
+        "retry": {"type": "integer", "minimum": 0, "description": "ms to wait before reconnecting"},
+    }
+    if data_schema:
+        properties["data"]["x-content-schema"] = {"$ref": f"#/components/schemas/{data_schema}"}
+    return {"type": "object", "required": ["event", "data", *(["id"] if event_id else [])],
+            "properties": properties, "additionalProperties": False}
+
+
+STREAM_EVENT = {
+    "oneOf": [
+        _event("scoreboard", "the board's top 10, as `GET /api/scoreboard` answers it, with `board` and `period`",
+               {"type": "string", "pattern": "^[0-9]+$", "description": "the board's version"}, "Board"),
+        _event("score", "one of the caller's submissions applied: "
+               '`{"job_id", "score", "rank", "score_delta", "flagged"}`',
+               {"type": "string", "pattern": "^[0-9]+-[0-9]+$", "description": "`<version>-<k>`"}),
+        _event("rejected", 'one of the caller\'s submissions refused by a worker: `{"job_id", "error"}`',
+               {"type": "string", "pattern": "^[0-9]+-[0-9]+$", "description": "`<version>-<k>`"}),
+        _event("period_closed", '`{"board", "period", "entries", "next_period"}`: the final top 10 of the '
+               "period that closed; the new period's `scoreboard` follows"),
+        _event("logout", '`{"reason": "revoked" | "expired" | "banned"}`: the stream ends'),
+        _event("resync", '`{"reason": "replay_gap"}`: personal events after `Last-Event-ID` are no '
+               "longer held; re-read `GET /api/users/me`"),
+        _event("reconnect", '`{"reason"}`: this server is shutting down or resyncing; reconnect'),
+    ],
+}
+
+# The stream takes the access token in a query parameter or a cookie too (EventSource sends no header).
+SECURITY_SCHEMES = {
+    "accessTokenQuery": {"type": "apiKey", "in": "query", "name": "access_token",
+                         "description": "an access token, for a client that cannot send a header"},
+    "accessTokenCookie": {"type": "apiKey", "in": "cookie", "name": "access_token",
+                          "description": "an access token, for a client that cannot send a header"},
+}
 
 OPENAPI_OPERATION = {
     "get": {
@@ -102,20 +157,24 @@ OPENAPI_OPERATION = {
             "after `Last-Event-ID` are no longer held (re-read `GET /api/users/me`), and "
             "`event: reconnect` when the server shuts down."
         ),
-        "security": [{"bearerAuth": []}, {}],  # anonymous viewers too
+        "security": [{"bearerAuth": []}, {"accessTokenQuery": []}, {"accessTokenCookie": []}, {}],  # {}: anonymous
         "parameters": [
-            {"name": "access_token", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "board", "in": "query", "required": False, "description": "the board to watch (404 unknown_board)",
+             "schema": {"type": "string", "default": "all-time", "pattern": "^[a-z0-9-]{1,32}$"}},
             {"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
         ],
         "responses": {
-            "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-            "401": {"description": "invalid_token, token_expired, token_revoked (a token that is present but "
-                    "not valid); missing_token for an Authorization header that is not Bearer"},
-            "403": {"description": "user_banned"},
-            "429": {"description": "too_many_streams: the cap on open streams per user, or per client address "
-                    "without a token"},
-            "503": {"description": "unavailable: the stream is catching up or shutting down"},
+            "200": {"description": "An event stream; `schema` describes one event of it, as OpenAPI before 3.2 "
+                                   "reads `text/event-stream`",
+                    "content": {"text/event-stream": {"schema": STREAM_EVENT}}},
+            "401": _error("invalid_token, token_expired, token_revoked (a token that is present but not valid); "
+                          "missing_token for an Authorization header that is not Bearer"),
+            "403": _error("user_banned"),
+            "404": _error("unknown_board"),
+            "429": _error("too_many_streams: the cap on open streams per user, or per client address without a token"),
+            "503": _error("unavailable: the stream is catching up or shutting down"),
+            "default": {"$ref": "#/components/responses/DEFAULT_ERROR"},
         },
     }
 }

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import jwt
 
 from scoreboard.settings import Settings
+from web import claims as token_claims
 
 
 class StreamRefused(Exception):
@@ -85,11 +86,7 @@ def decode(token: str, settings: Settings) -> Identity:
         raise expired() from None
     except jwt.InvalidTokenError:
         raise invalid() from None
-    if claims.get("type") != "access":
+    if claims.get("type") != "access" or token_claims.problem(claims):
         raise invalid()
-    try:
-        user_id = int(claims["sub"])
-    except (TypeError, ValueError):
-        raise invalid() from None
     sid = claims.get("sid")
-    return Identity(user_id, str(claims["jti"]), str(sid) if sid else None, float(claims["exp"]))
+    return Identity(int(claims["sub"]), claims["jti"], sid or None, float(claims["exp"]))
