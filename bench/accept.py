@@ -1,7 +1,10 @@
 """Accept stage: HTTP POST to queued, with the full check chain, against a bare Flask
 endpoint on the same gunicorn and gevent settings, and beside the floor of the libraries
 the route is built on (bench/floor_app.py); and the board read (cached) against the bare
-app's GET. Every server gets one gunicorn worker on the server core."""
+app's GET. Every server gets one gunicorn worker on the server core.
+
+``durability``: the same accept at each durability level (``REDIS_MIN_REPLICA_ACKS`` 0 or 1,
+``appendfsync everysec`` or ``always``) on a Redis primary with one replica of its own."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from scoreboard import action_tokens
 from scoreboard.redis_client import Keys
 from scoreboard.settings import Settings
 from tests.client import Player, sign
+from tests.own_servers import OwnRedis
 
 USERS = 50
 # The full check chain includes the rate limit: on, with the production shape (a
@@ -129,3 +133,55 @@ def run(runs: int = 3, seconds: int = 8, probe_stalls: bool = False) -> dict:
 
 if __name__ == "__main__":
     print(json.dumps({k: v for k, v in run(runs=1, seconds=5).items() if k != "runs"}, indent=2))
+
+
+# (REDIS_MIN_REPLICA_ACKS, appendfsync) of each durability level; the first is the reference.
+DURABILITY_LEVELS = ((0, "everysec"), (1, "everysec"), (0, "always"), (1, "always"))
+
+
+def durability(runs: int = 3, seconds: int = 8) -> dict:
+    """Accept at each durability level: the most requests/s (wrk) and the p99 at one offered
+    rate for all (open loop, half the reference level's first maximum).
+
+    One Redis primary with append-only persistence and one replica, both with the level's
+    ``appendfsync`` (``CONFIG SET``), and one web server per ``REDIS_MIN_REPLICA_ACKS``; each
+    run measures every level in turn, so that what else the machine does weighs on all alike.
+    """
+    primary = OwnRedis()
+    replica = OwnRedis(replica_of=primary)
+    svc = Services(redis_server=primary)
+    svc.env.update(RATE_LIMITS)
+    samples: dict[tuple, list] = {level: [] for level in DURABILITY_LEVELS}
+    rate = None
+    try:
+        bases = {acks: svc.web(env={"REDIS_MIN_REPLICA_ACKS": str(acks)}) for acks in sorted({a for a, _ in samples})}
+        players = [Player(bases[0]) for _ in range(USERS)]
+        for base in bases.values():  # warm up (not counted)
+            wrk(base, "wrk_bodies.lua", [prepare_bodies(svc, base, 10_000, players), "0", "2"], seconds=2)
+        for _ in range(runs):
+            for acks, fsync in DURABILITY_LEVELS:
+                for server in (primary, replica):
+                    server.client().config_set("appendfsync", fsync)
+                base = bases[acks]
+                full = wrk(base, "wrk_bodies.lua", [prepare_bodies(svc, base, 40_000, players), "0", "2"],
+                           seconds=seconds)
+                rate = rate or round(0.5 * full["rps"])
+                samples[(acks, fsync)].append({"accept": full, "at_rate": open_loop(svc, base, players, rate, seconds)})
+    finally:
+        svc.close()
+        replica.close()
+        primary.close()
+    levels = {
+        f"acks={acks} {fsync}": {
+            "runs": results,
+            "rps": median([r["accept"] for r in results], "rps"),
+            "p99_ms": median([r["at_rate"] for r in results], "p99_ms"),
+            "errors": sum(r["accept"]["errors"] + r["at_rate"]["errors"] for r in results),
+        }
+        for (acks, fsync), results in samples.items()
+    }
+    reference = next(iter(levels.values()))
+    for level in levels.values():
+        level["rps_ratio"] = round(level["rps"] / reference["rps"], 2)
+        level["p99_ratio"] = round(level["p99_ms"] / reference["p99_ms"], 2)
+    return {"rate": rate, "levels": levels}

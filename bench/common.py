@@ -35,12 +35,14 @@ def pinned(argv: list[str], cpus: str | None) -> list[str]:
 
 
 class Services:
-    """A fresh database (migrated) and Redis index, and the environment of the processes."""
+    """A fresh database (migrated) and Redis index (or ``redis_server``, a Redis of the
+    caller's own, with its ``url``), and the environment of the processes."""
 
-    def __init__(self, **extra: str):
+    def __init__(self, redis_server=None, **extra: str):
         LOG_DIR.mkdir(exist_ok=True)
         self.database_url = services.create_database()
-        self.redis = services.RedisIndex()
+        self.redis = redis_server or services.RedisIndex()
+        self._own_index = redis_server is None
         self.prefix = f"bench{secrets.token_hex(3)}:"
         self.env = dict(
             os.environ, DATABASE_URL=self.database_url, REDIS_URL=self.redis.url,
@@ -55,11 +57,13 @@ class Services:
             os.environ["DATABASE_URL"] = saved
         self.procs: list[processes.Process] = []
 
-    def web(self, app: str = "web.wsgi:app", workers: int = 1, cpus: str | None = SERVER_CPUS) -> str:
+    def web(self, app: str = "web.wsgi:app", workers: int = 1, cpus: str | None = SERVER_CPUS,
+            env: dict | None = None) -> str:
+        """Start a web server (``env``: variables that differ from ``self.env``); its base URL."""
         port = processes.free_port()
         argv = pinned([str(processes.BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "-b", f"127.0.0.1:{port}",
                        "-w", str(workers), app], cpus)
-        proc = processes.Process("web", argv, self.env, LOG_DIR)
+        proc = processes.Process("web", argv, {**self.env, **(env or {})}, LOG_DIR)
         self.procs.append(proc)
         base = f"http://127.0.0.1:{port}"
         processes.wait_http(base + "/healthz", proc)
@@ -77,7 +81,8 @@ class Services:
     def close(self) -> None:
         for proc in self.procs:
             proc.stop()
-        self.redis.release()
+        if self._own_index:
+            self.redis.release()
         services.drop_database(self.database_url)
 
 

@@ -36,7 +36,7 @@ app.config.update(JWT_SECRET_KEY=settings.jwt_secret_key, JWT_ALGORITHM="HS256",
                   API_VERSION="1", OPENAPI_VERSION="3.0.3")
 jwt = CachingJWTManager(app)
 limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, strategy="fixed-window",
-                  storage_uri=os.environ.get("FLOOR_LIMITER_STORAGE") or settings.redis_url,
+                  storage_uri=os.environ.get("FLOOR_LIMITER_STORAGE") or settings.redis.url,
                   key_prefix=f"{settings.redis_prefix}floor:", app=app)
 api = ScoreboardApi(app)
 blp = Blueprint("scores", __name__, url_prefix="/api/score")

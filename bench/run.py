@@ -1,7 +1,10 @@
 """``make bench``: each stage's figure beside its reference measured in the same run,
 the ratio and the target; printed as a table and written as JSON under bench/results/.
 
-    python bench/run.py [--runs 3] [--only apply,accept,fanout,soak] [--soak-minutes 3] [--probe-stalls]
+    python bench/run.py [--runs 3] [--only apply,accept,fanout,soak,durability] [--soak-minutes 3] [--probe-stalls]
+
+``durability`` (not in the default set) measures accept at each durability level
+(``REDIS_MIN_REPLICA_ACKS`` 0/1 with ``appendfsync`` everysec/always; bench/accept.py).
 
 ``fanout`` (bench/fanout.py: 1,000 and 10,000 viewers beside the bare gevent reference, and
 end to end at 500 submissions/s; ``--runs`` runs, medians) and ``soak`` (bench/soak.py) run
@@ -76,6 +79,14 @@ def main() -> int:
                          None, "(bench/stalls.py)"))
         rows.append(("GET /api/scoreboard cached (req/s)", a["board_rps"], "bare Flask GET (req/s)",
                      a["board_reference_rps"], a["board_ratio"], ">= 0.8x"))
+    if "durability" in stages:
+        d = results["durability"] = accept.durability(runs=args.runs)
+        reference = next(iter(d["levels"]))
+        for name, level in d["levels"].items():
+            rows.append((f"accept, {name} (req/s)", level["rps"], f"accept, {reference} (req/s)",
+                         d["levels"][reference]["rps"], level["rps_ratio"], "(the cost of the level)"))
+            rows.append((f"  p99 at {d['rate']} req/s (ms)", level["p99_ms"], f"{reference} (ms)",
+                         d["levels"][reference]["p99_ms"], level["p99_ratio"], ""))
     if "fanout" in stages:
         print("\n== fanout", flush=True)
         out = RESULTS / "fanout.json"

@@ -3,7 +3,8 @@
 It is RQ's cron scheduler with the jobs of ``scheduler.cron``, plus what RQ's lacks:
 settings from the environment, JSON logs, metrics on ``METRICS_PORT``, and a leader lock
 in Redis, so that a second scheduler started by mistake waits on standby instead of
-enqueueing every job twice (and takes over when the first one stops).
+enqueueing every job twice (and takes over when the first one stops). A lost Redis
+(restarted, or its primary moved by Sentinel) is waited out: RQ's loop would end on it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging  # noqa: E402
 import secrets  # noqa: E402
 import sys  # noqa: E402
 
+import redis as redis_lib  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq.cron import CronScheduler  # noqa: E402
 
@@ -31,6 +33,7 @@ RENEW_S = 5
 LEADER_TTL_S = 20
 
 log = logging.getLogger("scheduler")
+REDIS_LOST = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 
 
 class LeaderCronScheduler(CronScheduler):
@@ -54,12 +57,30 @@ class LeaderCronScheduler(CronScheduler):
         return leading
 
     def enqueue_jobs(self):
-        if not self.lead():
+        """Enqueue the jobs that are due while leading; none while Redis is lost (a job
+        not enqueued stays due, and goes at the next turn)."""
+        try:
+            if not self.lead():
+                return []
+            enqueued = super().enqueue_jobs()
+        except REDIS_LOST as exc:
+            log.warning("Redis lost; the scheduler waits for it", extra={"error": repr(exc)})
             return []
-        enqueued = super().enqueue_jobs()
         for job in enqueued:
             metrics.SCHEDULER_ENQUEUED.labels(job.func_name.rsplit(".", 1)[-1]).inc()
         return enqueued
+
+    def save(self, pipeline=None) -> None:
+        try:
+            super().save(pipeline)
+        except REDIS_LOST as exc:
+            log.warning("Redis lost; the scheduler waits for it", extra={"error": repr(exc)})
+
+    def heartbeat(self) -> None:
+        try:
+            super().heartbeat()
+        except REDIS_LOST as exc:
+            log.warning("Redis lost; the scheduler waits for it", extra={"error": repr(exc)})
 
     def calculate_sleep_interval(self) -> float:
         return min(super().calculate_sleep_interval(), RENEW_S)

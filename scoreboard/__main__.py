@@ -1,4 +1,4 @@
-"""``python -m scoreboard``: operator commands (migrate, grant-admin, revoke-admin)."""
+"""``python -m scoreboard``: operator commands (migrate, check, grant-admin, revoke-admin)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,31 @@ def set_admin(username: str, grant: bool) -> int:
     return 0
 
 
+def check(database: bool) -> int:
+    """The start-up check (``scoreboard.startup``) on its own: 0 when the settings are right
+    and the services answer, else 4 with the reason on stderr.
+
+    The gunicorn masters run it as this command, in a process of its own, so that they
+    never import redis-py (and with it ``ssl``) before their gevent workers patch it.
+    """
+    from scoreboard.settings import Settings
+    from scoreboard.startup import StartupError, check as run_check
+
+    try:
+        settings = Settings.from_env()
+        run_check(settings, database=database and settings.startup_check_database)
+    except (SettingsError, StartupError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr, flush=True)
+        return 4
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scoreboard")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    checking = sub.add_parser("check", help="wait for Redis and PostgreSQL, check the schema (exit 4 if wrong)")
+    checking.add_argument("--no-database", action="store_true", help="Redis only (the stream process)")
     for name in ("grant-admin", "revoke-admin"):
         p = sub.add_parser(name, help=f"{name.split('-')[0]} the admin role")
         p.add_argument("username")
@@ -49,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             migrate()
             return 0
+        if args.command == "check":
+            return check(database=not args.no_database)
         return set_admin(args.username, args.command == "grant-admin")
     except SettingsError as exc:
         print(f"scoreboard: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -13,8 +14,27 @@ from scoreboard import metrics
 from scoreboard.settings import Settings
 
 
+# libpq's connection parameters unless the URL sets them: a host that does not answer is
+# given up after 5 s (then, in a multi-host URL, the next one is tried), and a server whose
+# machine vanished is noticed within about 10 s, idle (keepalives) or not (unacknowledged data).
+LIBPQ_DEFAULTS = {"connect_timeout": 5, "keepalives_idle": 5, "keepalives_interval": 1, "keepalives_count": 3,
+                  "tcp_user_timeout": 10_000}
+
+
+def connect_args(url: str, application_name: str, **defaults) -> dict:
+    """psycopg2's connection arguments: ``LIBPQ_DEFAULTS`` (updated by ``defaults``) where the
+    URL does not set them, and the application name."""
+    given = make_url(url).query
+    chosen = {**LIBPQ_DEFAULTS, **defaults}
+    return {**{k: v for k, v in chosen.items() if k not in given}, "application_name": application_name}
+
+
 def make_engine(settings: Settings, **overrides) -> Engine:
     """Create the engine of the PostgreSQL primary.
+
+    With a multi-host ``DATABASE_URL`` and ``target_session_attrs=read-write``, every new
+    connection goes to the host that accepts writes: after a replica is promoted, the pool's
+    connections to the old primary fail their pre-ping and their replacements find the new one.
 
     Args:
         settings: the process settings.
@@ -25,7 +45,7 @@ def make_engine(settings: Settings, **overrides) -> Engine:
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "application_name": "scoreboard"},
+        connect_args=connect_args(settings.database_url, "scoreboard"),
     )
     options.update(overrides)
     # hide_parameters: an error's text never shows a statement's values (a password hash)
@@ -120,7 +140,7 @@ def make_read_router(settings: Settings, primary: Engine) -> ReadRouter:
     """The read router of ``settings.replicas.urls`` (no replicas: always the primary)."""
     replicas = [
         create_engine(url, hide_parameters=True, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size,
-                      pool_pre_ping=True, connect_args={"connect_timeout": 2, "application_name": "scoreboard-read"})
+                      pool_pre_ping=True, connect_args=connect_args(url, "scoreboard-read", connect_timeout=2))
         for url in settings.replicas.urls
     ]
     return ReadRouter(primary, replicas, settings.replicas.max_lag_s)

@@ -14,6 +14,9 @@ MESSAGES = {
     "invalid_credentials": "Wrong username or password.",
     "user_banned": "This account is banned.",
     "queue_full": "Too many submissions are waiting; try again shortly.",
+    "not_replicated": ("The submission was accepted but no Redis replica confirmed it in time: look it up"
+                       " (status_url) before submitting again."),
+    "token_not_replicated": "No Redis replica confirmed the new action token in time; start the action again.",
     "period_overlap": "This season overlaps another season of the board, or reuses its key.",
 }
 
@@ -24,13 +27,16 @@ class Refused(Exception):
     Args:
         code: the contract's error code, e.g. ``token_used``.
         message: a human sentence for the client (default: the code's sentence in ``MESSAGES``).
+        **details: more members of the error body (the ``job_id`` of a submission that was
+            accepted all the same).
     """
 
-    def __init__(self, code: str, message: str | None = None):
+    def __init__(self, code: str, message: str | None = None, **details: str):
         message = MESSAGES[code] if message is None else message
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details
 
 
 class Unavailable(Exception):

@@ -55,6 +55,12 @@ SUBMISSIONS_REJECTED = Counter(
 SUBMISSIONS_FLAGGED = Counter("scoreboard_submissions_flagged", "Applied submissions flagged for review.")
 ANOMALY_RULE_HITS = Counter("scoreboard_anomaly_rule_hits", "Anomaly rules that fired, by rule.", ["rule"])
 
+# --- Redis replicas (web, with REDIS_MIN_REPLICA_ACKS)
+REPLICA_ACK_TIMEOUTS = Counter(
+    "scoreboard_redis_replica_ack_timeouts",
+    "Writes that too few Redis replicas confirmed in time (answered 503), by what was written.", ["write"],
+)
+
 # --- apply batches (worker)
 APPLY_BATCH_SIZE = Histogram(
     "scoreboard_apply_batch_size", "Submissions in each applied batch.", buckets=BATCH_SIZE_BUCKETS

@@ -1,19 +1,132 @@
-"""Redis access: the client, and the names of every key and channel the service owns."""
+"""Redis access: the clients (of one server, or of the primary that Sentinel names), the
+replicas' acknowledgement of a write, and the names of every key and channel the service owns.
+
+Every process builds its clients here, so each follows a Sentinel failover and speaks TLS
+(``rediss://``) the same way: web, stream, workers, scheduler, the rate limiter's storage
+and the rq-dashboard.
+"""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import NoBackoff
+from redis.connection import BlockingConnectionPool, ConnectionPool, SSLConnection, UnixDomainSocketConnection, parse_url
+from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from scoreboard.settings import Settings
 
+# A peer that vanished with its machine (no reset ever comes) is noticed on an idle
+# connection (a subscription, a worker waiting for jobs) after about 8 s instead of the
+# system's two hours.
+_KEEPALIVE = {getattr(socket, name): value for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 1),
+                                                                  ("TCP_KEEPCNT", 3)) if hasattr(socket, name)}
+# Sentinels answer at once or not at all: a dead one must not hold up the question.
+SENTINEL_TIMEOUT_S = 1.0
+
+
+def connection_options(settings: Settings, **overrides) -> dict:
+    """redis-py's connection arguments: ``REDIS_URL``'s (database, credentials, TLS and its
+    ``ssl_*`` parameters), the service's timeouts, then ``overrides``."""
+    options = dict(socket_connect_timeout=5, socket_keepalive=True, socket_keepalive_options=_KEEPALIVE,
+                   health_check_interval=30)
+    options.update(parse_url(settings.redis.url))
+    if options.get("connection_class") is UnixDomainSocketConnection:
+        options.pop("socket_keepalive")
+        options.pop("socket_keepalive_options")
+    options.update(overrides)
+    return options
+
+
+class SentinelBlockingConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A bounded pool (callers wait for a free connection) whose connections go to the
+    primary that Sentinel names: the stream's pool, behind a Sentinel."""
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """Close every connection, or (``inuse_connections=False``, when the primary moved)
+        the idle ones; those in use are dropped when they come back (``owns_connection``)."""
+        if inuse_connections:
+            BlockingConnectionPool.disconnect(self)
+            return
+        self._checkpid()
+        for connection in list(self.pool.queue):  # idle connections; None: not made yet
+            if connection is not None:
+                connection.disconnect()
+
+
+def make_pool(settings: Settings, max_connections: int | None = None, blocking_timeout: float | None = None,
+              **overrides) -> ConnectionPool:
+    """A connection pool to Redis: to ``REDIS_URL``'s server, or to the primary that the
+    Sentinels name (asked again whenever a connection is made, so a promoted replica is
+    found after a failover).
+
+    Args:
+        settings: the process settings.
+        max_connections: the most connections (None: no limit).
+        blocking_timeout: when given, the pool is bounded: a caller waits up to this many
+            seconds for a free connection instead of opening one more.
+        **overrides: further connection arguments (``client_name``, timeouts).
+    """
+    options = connection_options(settings, **overrides)
+    limits = {} if max_connections is None else {"max_connections": max_connections}
+    if blocking_timeout is not None:
+        limits["timeout"] = blocking_timeout
+    conf = settings.redis
+    if not conf.sentinels:
+        pool_class = ConnectionPool if blocking_timeout is None else BlockingConnectionPool
+        return pool_class(**limits, **options)
+    tls = options.pop("connection_class", None) is SSLConnection
+    sentinel_options = {
+        "socket_connect_timeout": SENTINEL_TIMEOUT_S,
+        "socket_timeout": SENTINEL_TIMEOUT_S,
+        "retry": Retry(NoBackoff(), 0),
+        "username": conf.sentinel_username or None,
+        "password": conf.sentinel_password or None,
+        "ssl": tls,
+        **({k: v for k, v in options.items() if k.startswith("ssl_")} if tls else {}),
+    }
+    sentinel = Sentinel(list(conf.sentinels), sentinel_kwargs=sentinel_options)
+    pool_class = SentinelConnectionPool if blocking_timeout is None else SentinelBlockingConnectionPool
+    return pool_class(conf.sentinel_master, sentinel, ssl=tls, **limits, **options)
+
 
 def make_redis(settings: Settings, **overrides) -> redis.Redis:
-    """Create a Redis client (a connection pool) for ``settings.redis_url``."""
-    options = dict(socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30)
-    options.update(overrides)
-    return redis.Redis.from_url(settings.redis_url, **options)
+    """A Redis client (with a connection pool of its own, see ``make_pool``)."""
+    return redis.Redis(connection_pool=make_pool(settings, **overrides))
+
+
+@dataclass(frozen=True)
+class ReplicaAcks:
+    """How many Redis replicas must hold a write before the client is told (Redis ``WAIT``).
+
+    Attributes:
+        count: ``REDIS_MIN_REPLICA_ACKS`` (0: the primary alone).
+        timeout_ms: the longest wait for them.
+    """
+
+    count: int = 0
+    timeout_ms: int = 1000
+
+    @classmethod
+    def of(cls, settings: Settings) -> "ReplicaAcks":
+        return cls(settings.redis.min_replica_acks, settings.redis.replica_ack_timeout_ms)
+
+    def confirm(self, client: redis.Redis, keys: "Keys") -> bool:
+        """Whether ``count`` replicas hold every write made so far (at once when ``count`` is 0).
+
+        ``WAIT`` counts the writes of its own connection; a pooled request makes its writes
+        on several, so one more write goes first on the connection that waits: everything
+        written before it is then covered too (replication keeps the primary's order).
+        """
+        if not self.count:
+            return True
+        with client.pipeline(transaction=False) as pipe:
+            pipe.incr(keys.replica_probe)
+            pipe.wait(self.count, self.timeout_ms)
+            return pipe.execute()[1] >= self.count
 
 
 @dataclass(frozen=True)
@@ -185,6 +298,11 @@ class Keys:
     def banned(self) -> str:
         """Set of banned user ids (PostgreSQL's ``users.banned``, for the web's cheap check)."""
         return f"{self.prefix}banned"
+
+    @property
+    def replica_probe(self) -> str:
+        """Written just before each ``WAIT`` (``ReplicaAcks.confirm``)."""
+        return f"{self.prefix}replicated"
 
     @property
     def ratelimit_prefix(self) -> str:

@@ -2,8 +2,8 @@
 
 Every environment variable the service reads is read here, in ``Settings.from_env``
 (gunicorn's config files read their own: ports, worker counts, timeouts). The fields come
-in small groups (rate limits, sessions, action tokens, queues and batching, the stream,
-the anomaly rules, replicas, metrics, HTTP), each a frozen object with its defaults;
+in small groups (Redis, rate limits, sessions, action tokens, queues and batching, the
+stream, the anomaly rules, replicas, metrics, HTTP), each a frozen object with its defaults;
 ``tests/test_settings.py`` holds that nothing else reads ``os.environ``.
 
 There are no default secrets: ``SECRET_KEY`` must be given. ``make run`` creates a
@@ -19,6 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scoreboard.action_types import ActionType, DEFAULT_ACTION_TYPES, parse_action_types
 from scoreboard.anomaly import Thresholds
@@ -95,14 +96,81 @@ def near_limit_count(limits: str, window: int, fraction: float) -> int:
 
 
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """The PostgreSQL URL alone (what the migrations need), in SQLAlchemy's spelling."""
+    """The PostgreSQL URL alone (what the migrations need), in SQLAlchemy's spelling.
+
+    A libpq multi-host URL (``postgresql://u:p@db1:5432,db2:5432/app?target_session_attrs=read-write``)
+    becomes SQLAlchemy's ``?host=db1:5432&host=db2:5432`` form; libpq then tries the hosts in
+    turn and keeps the one that accepts writes, so a promoted replica is found by itself.
+    """
     env = os.environ if environ is None else environ
     url = env.get("DATABASE_URL")
     if not url:
         raise SettingsError("missing DATABASE_URL in the environment")
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
-    return url
+    return _hosts_in_query(url)
+
+
+def _hosts_in_query(url: str) -> str:
+    """``scheme://auth@h1:p1,h2:p2/db?q`` as ``scheme://auth@/db?host=h1:p1&host=h2:p2&q``."""
+    parts = urlsplit(url)
+    auth, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    query = [("host", host) for host in hosts.split(",") if host] + parse_qsl(parts.query, keep_blank_values=True)
+    return urlunsplit((parts.scheme, auth + at, parts.path, urlencode(query, safe=":[]/"), parts.fragment))
+
+
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` (``[v6 address]:port`` too) as pairs."""
+    pairs = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"REDIS_SENTINELS must be host:port,host:port,..., got {part!r}")
+        pairs.append((host, int(port)))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """Where Redis is, and when a write the client is told about counts as kept.
+
+    Attributes:
+        url: ``REDIS_URL``: the server (``rediss://`` for TLS, with redis-py's ``ssl_*``
+            query parameters such as ``ssl_ca_certs``). With Sentinels it lends only its
+            database number, username and password, and TLS (``rediss://``: the primary,
+            its replicas and the Sentinels are all reached over TLS).
+        sentinels: ``REDIS_SENTINELS``, the Sentinels that name the current primary.
+        sentinel_master: ``REDIS_SENTINEL_MASTER``, the name they know it by.
+        sentinel_password: ``REDIS_SENTINEL_PASSWORD``, the Sentinels' own password
+            (``REDIS_SENTINEL_USERNAME`` with ACLs), when they have one.
+        min_replica_acks: ``REDIS_MIN_REPLICA_ACKS``: how many replicas must hold an accepted
+            submission (and an issued action token) before the client is told (Redis
+            ``WAIT``); 0 answers once the primary holds it.
+        replica_ack_timeout_ms: ``REDIS_REPLICA_ACK_TIMEOUT_MS``: how long to wait for them;
+            then the answer is 503 ``unavailable`` (with the ``job_id`` of a submission).
+    """
+
+    url: str = "redis://"
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str = ""
+    sentinel_username: str = ""
+    sentinel_password: str = ""
+    min_replica_acks: int = 0
+    replica_ack_timeout_ms: int = 1000
+
+    @property
+    def where(self) -> str:
+        """Where Redis is, for messages (no password)."""
+        if self.sentinels:
+            listed = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"the primary {self.sentinel_master!r} of the Sentinels {listed}"
+        parts = urlsplit(self.url)
+        return f"{parts.hostname}:{parts.port or ''}{parts.path}"
 
 
 @dataclass(frozen=True)
@@ -252,8 +320,9 @@ class Settings:
 
     Attributes:
         env: ``development``, ``test`` or ``production``.
-        database_url: SQLAlchemy URL of the PostgreSQL primary.
-        redis_url: URL of the Redis holding queues, tokens, the ranking and events.
+        database_url: SQLAlchemy URL of the PostgreSQL primary (several hosts: the one that
+            accepts writes, see ``database_url_from_env``).
+        redis: the Redis holding queues, tokens, the ranking and events.
         secret_key: Flask secret; also signs JWTs unless ``jwt_secret_key`` is set.
         redis_prefix: Prefix of every key and pub/sub channel the service owns.
         board_cache_ttl: seconds the cached board lives without an update.
@@ -263,7 +332,7 @@ class Settings:
     """
 
     database_url: str
-    redis_url: str
+    redis: RedisSettings
     secret_key: str
     jwt_secret_key: str
     env: str = "development"
@@ -296,7 +365,9 @@ class Settings:
         mode = env.get("SCOREBOARD_ENV", "production").strip().lower()
         if mode not in {"development", "test", "production"}:
             raise SettingsError(f"SCOREBOARD_ENV must be development, test or production, got {mode!r}")
-        missing = [name for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY") if not env.get(name)]
+        missing = [name for name in ("DATABASE_URL", "SECRET_KEY") if not env.get(name)]
+        if not env.get("REDIS_URL") and not env.get("REDIS_SENTINELS"):
+            missing.insert(1, "REDIS_URL (or REDIS_SENTINELS)")
         if missing:
             raise SettingsError(
                 "missing " + ", ".join(missing) + " in the environment"
@@ -310,7 +381,7 @@ class Settings:
                     raise SettingsError(f"{name} is too weak for production: use at least 32 random characters")
         return cls(
             database_url=database_url_from_env(env),
-            redis_url=env["REDIS_URL"],
+            redis=_redis(env),
             secret_key=secret,
             jwt_secret_key=jwt_secret,
             env=mode,
@@ -343,6 +414,25 @@ class Settings:
                 admin_cookie_secure=_bool(env, "ADMIN_COOKIE_SECURE", mode == "production"),
             ),
         )
+
+
+def _redis(env: Mapping[str, str]) -> RedisSettings:
+    sentinels = _sentinels(env.get("REDIS_SENTINELS", ""))
+    master = env.get("REDIS_SENTINEL_MASTER", "").strip()
+    if sentinels and not master:
+        raise SettingsError("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name the Sentinels know the primary by")
+    url = env.get("REDIS_URL") or RedisSettings.url
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url.split(':')[0]!r}")
+    return RedisSettings(
+        url=url,
+        sentinels=sentinels,
+        sentinel_master=master if sentinels else "",
+        sentinel_username=env.get("REDIS_SENTINEL_USERNAME", ""),
+        sentinel_password=env.get("REDIS_SENTINEL_PASSWORD", ""),
+        min_replica_acks=_int(env, "REDIS_MIN_REPLICA_ACKS", RedisSettings.min_replica_acks, 0),
+        replica_ack_timeout_ms=_int(env, "REDIS_REPLICA_ACK_TIMEOUT_MS", RedisSettings.replica_ack_timeout_ms, 1),
+    )
 
 
 def _metrics(env: Mapping[str, str], mode: str) -> Metrics:

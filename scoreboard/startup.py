@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-import redis
-
+from scoreboard.redis_client import make_redis
 from scoreboard.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +19,11 @@ class StartupError(Exception):
 
 
 def _where(url: str) -> str:
+    """Host, port and path of a database URL (every host of a multi-host one), no password."""
     parts = urlsplit(url)
+    hosts = parse_qs(parts.query).get("host")
+    if hosts:
+        return f"{','.join(hosts)}{parts.path}"
     return f"{parts.hostname}:{parts.port or ''}{parts.path}"
 
 
@@ -76,8 +79,8 @@ def check(settings: Settings, database: bool = True, wait: float | None = None) 
         StartupError: with a message for the operator.
     """
     wait = settings.startup_wait if wait is None else wait
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-    _retry(client.ping, f"Redis at {_where(settings.redis_url)}", wait)
+    client = make_redis(settings, socket_connect_timeout=2)
+    _retry(client.ping, f"Redis at {settings.redis.where}", wait)
     client.close()
     if not database:
         return

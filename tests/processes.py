@@ -93,11 +93,10 @@ def start_stream(env: dict, log_dir: Path, port: int | None = None, workers: int
 
 def start_worker(env: dict, log_dir: Path, timeout: float = 30) -> Process:
     """Start ``python -m workers`` and wait until it listens on its queues."""
-    import redis
     from rq import Worker
 
     proc = Process("worker", [sys.executable, "-m", "workers"], env, log_dir)
-    connection = redis.Redis.from_url(env["REDIS_URL"])
+    connection = redis_of(env)
     deadline = time.monotonic() + timeout
     while not any(w.pid == proc.pid for w in Worker.all(connection=connection)):
         if not proc.alive() or time.monotonic() > deadline:
@@ -105,6 +104,14 @@ def start_worker(env: dict, log_dir: Path, timeout: float = 30) -> Process:
         time.sleep(0.05)
     connection.close()
     return proc
+
+
+def redis_of(env: dict):
+    """A client of the Redis the processes of ``env`` use (its primary, behind Sentinels)."""
+    from scoreboard.redis_client import make_redis
+    from scoreboard.settings import Settings
+
+    return make_redis(Settings.from_env(env))
 
 
 def start_scheduler(env: dict, log_dir: Path) -> Process:

@@ -146,3 +146,52 @@ class Stream:
         except OSError:
             pass
         self.conn.close()
+
+
+class EventSource:
+    """A viewer that reconnects as a browser's ``EventSource`` does: when its stream ends or
+    cannot be opened, again after ``reconnect_s``, with the id of the last event it got
+    (``Last-Event-ID``). ``seen`` holds the events of every connection, in order."""
+
+    def __init__(self, base: str, token: str, reconnect_s: float = 0.5):
+        self.base = base
+        self.token = token
+        self.reconnect_s = reconnect_s
+        self.seen: list[Event] = []
+        self.last_id: str | None = None
+        self.connections = 0
+        self.refused: list[int] = []  # statuses of the attempts the server turned down
+        self._stream: Stream | None = None
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                stream = Stream(self.base, self.token, last_event_id=self.last_id, timeout=5)
+            except (OSError, http.client.HTTPException):
+                self._closed.wait(self.reconnect_s)
+                continue
+            if stream.status != 200:
+                self.refused.append(stream.status)
+                self._closed.wait(self.reconnect_s)
+                continue
+            self.connections += 1
+            self._stream = stream
+            while (event := stream.events.get()) is not None:
+                self.seen.append(event)
+                if event.id:
+                    self.last_id = event.id
+            stream.close()
+            self._closed.wait(self.reconnect_s)
+
+    def events(self, name: str, after: float = 0.0) -> list[Event]:
+        """The events called ``name`` that arrived after the monotonic time ``after``."""
+        return [e for e in list(self.seen) if e.event == name and e.at > after]
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._stream is not None:
+            self._stream.close()
+        self._thread.join(10)

@@ -34,7 +34,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def applier(database_url, spare_redis_index, settings):
     r = redis_lib.Redis.from_url(spare_redis_index.url)
     r.flushdb()
-    job_settings = dataclasses.replace(settings, redis_url=spare_redis_index.url, redis_prefix="sbjobs:")
+    job_settings = dataclasses.replace(settings, redis=dataclasses.replace(settings.redis, url=spare_redis_index.url),
+                                       redis_prefix="sbjobs:")
     reset_state(database_url, r, job_settings.redis_prefix)
     engine = make_engine(job_settings)
     applier = Applier(engine, r, Scripts(r), Keys(job_settings.redis_prefix), job_settings.actions.by_name,

@@ -55,11 +55,37 @@ def test_variables_land_in_their_groups():
 
 
 @pytest.mark.parametrize("name, value", [("BATCH_MAX", "0"), ("STREAM_RETRY_MS", "x"), ("RATELIMIT_ENABLED", "maybe"),
-                                         ("SCOREBOARD_ENV", "staging"), ("REQUEST_BODY_TIMEOUT", "0"),
-                                         ("REQUEST_BODY_TIMEOUT", "nan"), ("REQUEST_BODY_TIMEOUT", "-1")])
+                                         ("SCOREBOARD_ENV", "staging"), ("REDIS_SENTINELS", "sentinel-without-port"),
+                                         ("REDIS_MIN_REPLICA_ACKS", "-1"), ("REDIS_URL", "http://h:6379"),
+                                         ("REQUEST_BODY_TIMEOUT", "0"), ("REQUEST_BODY_TIMEOUT", "nan"),
+                                         ("REQUEST_BODY_TIMEOUT", "-1")])
 def test_a_bad_value_is_a_clear_error(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({**BASE, name: value})
+
+
+def test_sentinels_win_over_redis_url_and_need_a_master_name():
+    settings = Settings.from_env({**BASE, "REDIS_SENTINELS": "s1:26379, [::1]:26380", "REDIS_SENTINEL_MASTER": "main",
+                                  "REDIS_MIN_REPLICA_ACKS": "1", "REDIS_URL": "redis://:pw@ignored:1/3"})
+    assert settings.redis.sentinels == (("s1", 26379), ("::1", 26380)) and settings.redis.sentinel_master == "main"
+    assert settings.redis.min_replica_acks == 1 and "main" in settings.redis.where and "ignored" not in settings.redis.where
+    no_url = {k: v for k, v in BASE.items() if k != "REDIS_URL"}
+    assert Settings.from_env({**no_url, "REDIS_SENTINELS": "s1:26379", "REDIS_SENTINEL_MASTER": "m"}).redis.sentinels
+    with pytest.raises(SettingsError, match="REDIS_SENTINEL_MASTER"):
+        Settings.from_env({**BASE, "REDIS_SENTINELS": "s1:26379"})
+    with pytest.raises(SettingsError, match="REDIS_URL"):
+        Settings.from_env(no_url)
+
+
+def test_a_libpq_multi_host_url_reaches_sqlalchemy_with_every_host():
+    url = "postgres://app:secret@db1:5432,db2:5433/scores?target_session_attrs=read-write"
+    settings = Settings.from_env({**BASE, "DATABASE_URL": url})
+    assert settings.database_url == ("postgresql://app:secret@/scores?host=db1:5432&host=db2:5433"
+                                     "&target_session_attrs=read-write")
+    from sqlalchemy.engine import make_url
+
+    args = make_url(settings.database_url).get_dialect()().create_connect_args(make_url(settings.database_url))[1]
+    assert args["host"] == "db1,db2" and args["port"] == "5432,5433" and args["target_session_attrs"] == "read-write"
 
 
 def test_worker_metrics_stay_on_loopback_unless_a_token_guards_them():

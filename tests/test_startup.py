@@ -26,6 +26,14 @@ def test_unreachable_redis_is_a_clear_error(base_env):
         assert "Traceback" not in result.stderr
 
 
+def test_sentinels_that_name_no_primary_are_a_clear_error(base_env):
+    env = {**base_env, "REDIS_SENTINELS": f"127.0.0.1:{processes.free_port()}", "REDIS_SENTINEL_MASTER": "main",
+           "STARTUP_WAIT": "1"}
+    for result in (run_worker(env), run_web(env)):
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert "cannot start: Redis at the primary 'main' of the Sentinels 127.0.0.1:" in result.stderr
+
+
 def test_unreachable_postgresql_is_a_clear_error(base_env):
     env = {**base_env, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{processes.free_port()}/x",
            "STARTUP_WAIT": "1"}

@@ -8,6 +8,7 @@ need+=("nginx:nginx-light")
 need+=("wrk:wrk")
 need+=("redis-server:redis-server")
 need+=("pg_basebackup:postgresql")
+need+=("openssl:openssl")  # certificates of the TLS test (tests/test_tls.py)
 need+=("chromium:chromium")  # the page test (tests/test_page.py)
 need+=("promtool:prometheus")                 # checks and unit-tests deploy/prometheus/alerts.yml
 need+=("amtool:prometheus-alertmanager")      # checks deploy/alertmanager/alertmanager.yml

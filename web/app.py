@@ -10,7 +10,7 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from scoreboard.accounts import make_hasher
 from scoreboard.db import instrument_pool, make_engine, make_read_router
-from scoreboard.redis_client import Keys, make_redis
+from scoreboard.redis_client import Keys, ReplicaAcks, make_redis
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from scoreboard.navigation import Cursors
@@ -27,6 +27,7 @@ def create_app(settings: Settings) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.session_interface = NoCookieSession()
     keys = Keys(settings.redis_prefix)
+    redis = make_redis(settings)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.http.max_content_length,
@@ -37,7 +38,9 @@ def create_app(settings: Settings) -> Flask:
         JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=settings.sessions.refresh_expires),
         JWT_TOKEN_LOCATION=["headers"],
         RATELIMIT_ENABLED=settings.limits.enabled,
-        RATELIMIT_STORAGE_URI=settings.redis_url,
+        # the limits share the app's pool: the same server, Sentinel's primary and TLS
+        RATELIMIT_STORAGE_URI="redis://",
+        RATELIMIT_STORAGE_OPTIONS={"connection_pool": redis.connection_pool},
         RATELIMIT_KEY_PREFIX=keys.ratelimit_prefix,
         RATELIMIT_SWALLOW_ERRORS=False,
         API_TITLE="Live score board",
@@ -46,7 +49,6 @@ def create_app(settings: Settings) -> Flask:
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
     )
-    redis = make_redis(settings)
     engine = make_engine(settings)
     scripts = Scripts(redis)
     app.extensions["scoreboard"] = Services(
@@ -60,6 +62,7 @@ def create_app(settings: Settings) -> Flask:
         queue=Queue(settings.batching.queue, connection=redis),
         hasher=make_hasher(settings),
         reads=make_read_router(settings, engine),
+        replica_acks=ReplicaAcks.of(settings),
     )
 
     jwt.init_app(app)
@@ -84,7 +87,7 @@ def create_app(settings: Settings) -> Flask:
     for blueprint in (auth_blp, actions_blp, scores_blp, board_blp, boards_blp, ops_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(admin_blp)
-    dashboard.install(app, settings.redis_url)
+    dashboard.install(app, redis, settings.redis)
 
     # The live stream (also its own process, `stream` in the Procfile) and the web page.
     from web.page import blp as page_blp

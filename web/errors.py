@@ -62,8 +62,9 @@ HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, fields: dict | None = None, headers=None) -> Response:
-    body = {"code": code, "message": message}
+def error_response(status: int, code: str, message: str, fields: dict | None = None, headers=None,
+                   details: dict | None = None) -> Response:
+    body = {"code": code, "message": message, **(details or {})}
     if has_request_context():
         g.error_code = code  # for the metrics and the security log (web.metrics.observe)
     if fields:
@@ -77,7 +78,7 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
 
 
 def from_refused(exc: Refused) -> Response:
-    response = error_response(STATUS.get(exc.code, 400), exc.code, exc.message)
+    response = error_response(STATUS.get(exc.code, 400), exc.code, exc.message, details=exc.details)
     if exc.code == "unavailable":
         response.headers["Retry-After"] = "1"
     return response

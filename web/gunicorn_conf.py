@@ -58,17 +58,21 @@ logger_class = "web.access_log.AccessLogger"
 
 
 def on_starting(server):
-    """Refuse to start, with a clear message, when settings or services are not right."""
+    """Refuse to start, with a clear message, when settings or services are not right.
+
+    The check runs as ``python -m scoreboard check``, a process of its own: imported here,
+    redis-py would bring ``ssl`` into this master before the gevent workers it forks patch
+    it (gevent's MonkeyPatchWarning, and TLS connections that may misbehave).
+    """
+    _check_or_exit()
+
+
+def _check_or_exit(*options: str) -> None:
+    import subprocess
     import sys
 
-    from scoreboard.settings import Settings, SettingsError
-    from scoreboard.startup import StartupError, check
-
-    try:
-        settings = Settings.from_env()
-        check(settings, database=settings.startup_check_database)
-    except (SettingsError, StartupError) as exc:
-        print(f"cannot start: {exc}", file=sys.stderr, flush=True)
+    code = subprocess.run([sys.executable, "-m", "scoreboard", "check", *options]).returncode
+    if code:
         sys.exit(4)
 
 

@@ -89,6 +89,15 @@ class ErrorSchema(ma.Schema):
     error = fields.Nested(ErrorBody, required=True)
 
 
+class UnavailableBody(ErrorBody):
+    job_id = fields.String(metadata={"description": "the submission accepted all the same (look it up)"})
+    status_url = fields.String(metadata={"description": "where to look it up"})
+
+
+class UnavailableSchema(ma.Schema):
+    error = fields.Nested(UnavailableBody, required=True)
+
+
 class Credentials(Strict):
     username = fields.String(required=True, validate=FullMatch(USERNAME_PATTERN))
     password = fields.String(required=True, validate=validate.Length(min=8, max=128))

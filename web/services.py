@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from scoreboard.db import ReadRouter
 from scoreboard.navigation import Cursors
-from scoreboard.redis_client import Keys
+from scoreboard.redis_client import Keys, ReplicaAcks
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from scoreboard.submissions import Submissions
@@ -31,6 +31,8 @@ class Services:
     cursors: Cursors
     # Where read-only queries go: a healthy replica (DATABASE_REPLICA_URLS), else the primary.
     reads: ReadRouter
+    # How many Redis replicas must hold what a client is told about (REDIS_MIN_REPLICA_ACKS).
+    replica_acks: ReplicaAcks = ReplicaAcks()
 
 
 def services() -> Services:

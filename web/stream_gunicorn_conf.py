@@ -30,14 +30,6 @@ except (ValueError, OSError):
 
 def on_starting(server):
     """Refuse to start, with a clear message, when the settings are wrong or Redis does not
-    answer; the stream process never needs PostgreSQL, so it does not wait for it."""
-    import sys
-
-    from scoreboard.settings import Settings, SettingsError
-    from scoreboard.startup import StartupError, check
-
-    try:
-        check(Settings.from_env(), database=False)
-    except (SettingsError, StartupError) as exc:
-        print(f"cannot start: {exc}", file=sys.stderr, flush=True)
-        sys.exit(4)
+    answer; the stream process never needs PostgreSQL, so it does not wait for it (the
+    check runs in a process of its own, see the web's ``on_starting``)."""
+    _check_or_exit("--no-database")  # noqa: F821 (from gunicorn_conf.py)

@@ -5,6 +5,12 @@ connection pool live as long as the process. A worker killed mid-job leaves its 
 RQ's started registry; once its heartbeat lapses (job timeout + a few seconds) the
 registry cleanup retries it, and PostgreSQL makes sure nothing is counted twice.
 
+A lost Redis (restarted, or its primary moved by Sentinel) is waited out, never the end of
+the worker: RQ's loop ends on any error outside its wait for jobs, so each of its other
+steps here logs the loss, pauses a second and lets the loop go on; the next Redis call
+finds the server again (behind a Sentinel, the new primary). A job cut short that way stays
+in RQ's started registry and is retried like one of a killed worker.
+
 With ``METRICS_PORT`` set, the worker serves its own Prometheus metrics on that port
 (one port per worker process; see docs/operations.md, "Metrics").
 """
@@ -21,7 +27,9 @@ import contextvars  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
+import redis as redis_lib  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import Queue, SimpleWorker, worker_registration  # noqa: E402
 from structlog.contextvars import bind_contextvars  # noqa: E402
@@ -35,10 +43,46 @@ from scoreboard.settings import Settings, SettingsError  # noqa: E402
 from workers import context  # noqa: E402
 
 HEARTBEAT_MARGIN_S = 5
+REDIS_LOST = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 
 
 class ScoreWorker(SimpleWorker):
-    """An in-process worker whose abandoned jobs are noticed soon after their timeout."""
+    """An in-process worker whose abandoned jobs are noticed soon after their timeout, and
+    that outlives a lost Redis."""
+
+    # While Redis is lost, RQ asks again after 1, 2, 2... s (its default grows to a minute):
+    # back at work within seconds of a failover.
+    max_connection_wait_time = 2.0
+
+    @contextmanager
+    def _redis_may_be_lost(self, step: str):
+        try:
+            yield
+        except REDIS_LOST as exc:
+            self.log.warning("Redis lost; the worker waits for it", extra={"step": step, "error": repr(exc)})
+            time.sleep(1)
+
+    def check_for_suspension(self, burst: bool):
+        with self._redis_may_be_lost("suspension check"):
+            super().check_for_suspension(burst)
+
+    def run_maintenance_tasks(self):
+        with self._redis_may_be_lost("maintenance"):
+            super().run_maintenance_tasks()
+
+    def execute_job(self, job, queue):
+        with self._redis_may_be_lost("job"):
+            super().execute_job(job, queue)
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """RQ's wait for a job (it rides out a refused connection itself), riding out a
+        timed-out one too: a primary whose machine is gone answers nothing at all."""
+        while True:
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except redis_lib.TimeoutError as exc:
+                self.log.warning("Redis lost; the worker waits for it", extra={"step": "dequeue", "error": repr(exc)})
+                time.sleep(1)
 
     def get_heartbeat_ttl(self, job) -> int:
         return int(job.timeout or self.job_monitoring_interval) + HEARTBEAT_MARGIN_S
@@ -68,7 +112,8 @@ class ScoreWorker(SimpleWorker):
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
             return
-        with self.connection.pipeline(transaction=False) as pipe:
+        registered = True
+        with self._redis_may_be_lost("heartbeat"), self.connection.pipeline(transaction=False) as pipe:
             super().heartbeat(timeout, pipe)
             pipe.hexists(self.key, "birth")
             registered = pipe.execute()[-1]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 
-from scoreboard import action_tokens
-from scoreboard.errors import Refused
+from scoreboard import action_tokens, metrics
+from scoreboard.errors import MESSAGES, Refused
 from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
@@ -32,6 +32,9 @@ def list_action_types():
 @blp.alt_response(401, schema=schemas.ErrorSchema)
 @blp.alt_response(403, schema=schemas.ErrorSchema, description="user_banned")
 @blp.alt_response(422, schema=schemas.ErrorSchema, description="unknown_action_type or invalid_request")
+@blp.alt_response(503, schema=schemas.ErrorSchema,
+                  description="unavailable, with `Retry-After`: Redis, or (`REDIS_MIN_REPLICA_ACKS`) no replica "
+                              "confirmed the token in time")
 def start_action(body):
     """Start an action: a one-time token and the secret to sign its result with."""
     s = services()
@@ -39,6 +42,9 @@ def start_action(body):
     if action_type is None:
         raise Refused("unknown_action_type", f"There is no action type {body['action_type']!r}.")
     token = action_tokens.issue(s.redis, s.keys, s.settings, current_user_id(), action_type)
+    if not s.replica_acks.confirm(s.redis, s.keys):  # a token lost with the primary would refuse the result
+        metrics.REPLICA_ACK_TIMEOUTS.labels("action_token").inc()
+        raise Refused("unavailable", MESSAGES["token_not_replicated"])
     payload = {
         "action_token": token.token,
         "secret": token.secret,

@@ -1,10 +1,12 @@
 """rq-dashboard at ``/admin/rq/``, inside the API app, for admins only (see ``web.admin.auth``).
 
-Its pages and JSON come from rq-dashboard 0.9.0's blueprint; this module puts the admin
-check in front of it, answers its failure cases (unknown job, bad page numbers, compacting
-an empty queue) with the contract's body instead of a 500, relaxes the HTML pages' CSP just
-enough for its JavaScript (underscore templates need ``'unsafe-eval'``; its markup uses
-style attributes), and loads its templates with every value escaped.
+Its pages and JSON come from rq-dashboard 0.9.0's blueprint; this module gives it the app's
+own Redis client (so it follows Sentinel and speaks TLS as every process does, where its
+own URL handling knows neither Sentinel with TLS nor our timeouts), puts the admin check in
+front of it, answers its failure cases (unknown job, bad page numbers, compacting an empty
+queue) with the contract's body instead of a 500, relaxes the HTML pages' CSP just enough
+for its JavaScript (underscore templates need ``'unsafe-eval'``; its markup uses style
+attributes), and loads its templates with every value escaped.
 
 Its pages draw each job (description, metadata, result, exception, names) in the browser
 with underscore templates, and 0.9.0 prints them with ``<%= %>``, which inserts raw HTML:
@@ -25,7 +27,9 @@ import rq_dashboard
 from flask import Blueprint, Flask, abort, g, jsonify, request, send_from_directory
 from jinja2 import BaseLoader, FileSystemLoader, TemplateNotFound
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq_dashboard.web import setup_rq_connection
+from rq_dashboard.web import push_rq_connection
+
+from scoreboard.settings import RedisSettings
 
 from web.admin.auth import SAFE_METHODS, dashboard_admin
 from web.errors import error_response
@@ -103,14 +107,25 @@ def _guard():
         g.csp_relax = {"script-src": ("'unsafe-eval'",), "style-src": ("'unsafe-inline'",)}
 
 
-def install(app: Flask, redis_url: str) -> None:
-    """Mount the dashboard on ``app`` at ``/admin/rq/``, reading RQ's keys at ``redis_url``."""
-    app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
+def _shown_url(conf: RedisSettings) -> str:
+    """What the dashboard shows as its Redis (it hides any password)."""
+    if not conf.sentinels:
+        return conf.url
+    hosts = ",".join(f"{host}:{port}" for host, port in conf.sentinels)
+    return f"redis+sentinel://{hosts}/{conf.sentinel_master}"
+
+
+def install(app: Flask, client: redis.Redis, conf: RedisSettings) -> None:
+    """Mount the dashboard on ``app`` at ``/admin/rq/``, reading RQ's keys through ``client``."""
+    app.config["RQ_DASHBOARD_REDIS_URL"] = (_shown_url(conf),)  # one instance, shown in its pages
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
-    setup_rq_connection(app)
+    app.redis_conn = client
     app.before_request(_guard)
     app.register_blueprint(_EscapedTemplates("rq_dashboard_escaped", __name__))
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
+    # its own hook would open a client of its own from the URL on every page of instance 0:
+    # app.redis_conn stays the app's client
+    app.before_request_funcs[rq_dashboard.blueprint.name].remove(push_rq_connection)
     app.view_functions["rq_dashboard.compact_queue"] = _compact_empty_too(app.view_functions["rq_dashboard.compact_queue"])
     if "static" not in app.view_functions:
         # its base page links url_for('static', filename='favicon.ico'); this app has no static folder

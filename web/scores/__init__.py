@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import re
 
+import redis
 from flask import g, request
 
-from scoreboard import action_tokens, jobspec
-from scoreboard.errors import Refused
+from scoreboard import action_tokens, jobspec, metrics
+from scoreboard.errors import MESSAGES, Refused
 from web import schemas
 from web.banned import refuse_banned
 from web.extensions import Blueprint, limiter
@@ -47,7 +48,15 @@ def prefer_wait(header: str | None, maximum: float) -> float:
                   description="token_unknown, token_used, bad_signature, token_expired, user_banned")
 @blp.alt_response(422, schema=schemas.ErrorSchema, description="invalid_request or invalid_score")
 @blp.alt_response(429, schema=schemas.ErrorSchema, description="rate_limited")
-@blp.alt_response(503, schema=schemas.ErrorSchema, description="unavailable")
+@blp.alt_response(
+    503, schema=schemas.UnavailableSchema,
+    description=(
+        "unavailable, with `Retry-After`: Redis or too many waiting submissions. With a `job_id` (and "
+        "`status_url`) in the error: the submission was accepted but no Redis replica confirmed it in time "
+        "(only where the operator set `REDIS_MIN_REPLICA_ACKS`); it stays accepted and is applied unless the "
+        "primary is lost before it is copied: look it up before submitting again."
+    ),
+)
 @links(202, job=JOB_STATUS)
 @links(200, job=JOB_STATUS)
 def submit(body):
@@ -68,17 +77,27 @@ def submit(body):
     request_id = getattr(g, "request_id", "")
     accepted = s.submissions.accept(record, body["score_delta"], body["completed_at"], batching.max_size,
                                     pending_cap=batching.pending_cap, request_id=request_id)
-    if accepted.new_batch:
-        enqueue_apply(s.queue, accepted.batch_id, batching.job_timeout, s.keys.prefix, request_id=request_id)
-    log.info("submission accepted", extra={"submission_id": accepted.submission_id, "batch_id": accepted.batch_id,
+    sid = accepted.submission_id
+    status_url = f"/api/score/jobs/{sid}"
+    try:
+        if accepted.new_batch:
+            enqueue_apply(s.queue, accepted.batch_id, batching.job_timeout, s.keys.prefix, request_id=request_id)
+        replicated = s.replica_acks.confirm(s.redis, s.keys)  # the submission and its job
+    except (redis.ConnectionError, redis.TimeoutError):
+        if not s.replica_acks.count:
+            raise
+        replicated = False  # the primary went away after accepting it
+    log.info("submission accepted", extra={"submission_id": sid, "batch_id": accepted.batch_id,
                                            "rq_job_id": jobspec.apply_job_id(accepted.batch_id)})
+    if not replicated:
+        metrics.REPLICA_ACK_TIMEOUTS.labels("submission").inc()
+        raise Refused("unavailable", MESSAGES["not_replicated"], job_id=sid, status_url=status_url)
     wait = prefer_wait(request.headers.get("Prefer"), batching.prefer_wait_max)
     if wait:
-        result = s.submissions.wait_result(accepted.submission_id, wait)
+        result = s.submissions.wait_result(sid, wait)
         if result is not None and result.get("state") == "applied":
             return json_response(result, 200)
-    sid = accepted.submission_id
-    return json_response({"job_id": sid, "status_url": f"/api/score/jobs/{sid}", "state": "queued"}, 202)
+    return json_response({"job_id": sid, "status_url": status_url, "state": "queued"}, 202)
 
 
 @blp.route("/jobs/<string:job_id>", methods=["GET"])

@@ -11,7 +11,7 @@ import os
 import redis
 from flask import Flask
 
-from scoreboard.redis_client import Keys
+from scoreboard.redis_client import Keys, make_pool
 from scoreboard.scripts import Scripts
 from scoreboard.settings import Settings
 from web import errors, metrics, query_params, security
@@ -22,10 +22,10 @@ from web.stream.hub import Hub
 
 def make_stream_redis(settings: Settings) -> redis.Redis:
     """A Redis client whose pool is bounded: a reconnect storm waits, it never opens
-    thousands of connections (one of them holds the subscription)."""
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.stream.redis_connections, timeout=10,
-        socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30,
+    thousands of connections (one of them holds the subscription). Behind a Sentinel, its
+    connections follow the primary it names."""
+    pool = make_pool(
+        settings, max_connections=settings.stream.redis_connections, blocking_timeout=10,
         client_name=f"{settings.redis_prefix}stream:{os.getpid()}",  # whose connections are whose
     )
     return redis.Redis(connection_pool=pool)
